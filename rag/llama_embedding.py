@@ -1,0 +1,54 @@
+"""The embedding models as llama-index `BaseEmbedding`s, used by the indexer.
+
+Kept apart from `rag.embedding` because importing llama_index.core costs 3–5 s, which the
+query path (`search`, `ask`) must not pay: it calls the `MiniLM` engine directly.
+"""
+
+from __future__ import annotations
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from pydantic import PrivateAttr
+
+from .embedding import MODEL_NAME, MiniLM, get_minilm
+from .settings import Settings
+
+
+class MiniLMEmbedding(BaseEmbedding):
+    """all-MiniLM-L6-v2 (ONNX int8) behind llama-index's embedding interface."""
+
+    _engine: MiniLM = PrivateAttr()
+    _onnx_batch: int = PrivateAttr()
+
+    def __init__(self, engine: MiniLM | None = None, onnx_batch: int = 8, **kwargs):
+        # llama-index hands us up to 128 texts per call; the engine sorts them by length and
+        # runs ONNX in small batches of similar length, which pads least (measured fastest).
+        super().__init__(model_name=MODEL_NAME, embed_batch_size=128, **kwargs)
+        self._engine = engine or get_minilm()
+        self._onnx_batch = onnx_batch
+
+    @property
+    def engine(self) -> MiniLM:
+        return self._engine
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._engine.embed([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._engine.embed([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._engine.embed(texts, batch_size=self._onnx_batch).tolist()
+
+
+def embed_model_for(settings: Settings) -> BaseEmbedding:
+    """The embedding model the settings ask for."""
+    if settings.embed_backend == "ollama":
+        from llama_index.embeddings.ollama import OllamaEmbedding
+
+        return OllamaEmbedding(model_name=settings.ollama_embed_model, base_url=settings.ollama_host,
+                               embed_batch_size=settings.embed_batch)
+    return MiniLMEmbedding(onnx_batch=settings.embed_batch)
+

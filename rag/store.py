@@ -1,0 +1,98 @@
+"""Chroma, embedded or server, and which collection is the live index.
+
+A small registry collection (`<prefix>__registry`) names the active collection in its
+metadata. A rebuild fills a brand-new collection and only then moves the pointer, so a
+process killed mid-rebuild leaves the previous index in place and usable; leftovers of such
+a run are deleted by the next successful one. The active collection's own metadata holds the
+fingerprint (embedding model + chunking settings) it was built with.
+
+Chroma's own default embedding function would download a model, so every collection is
+opened with `embedding_function=None` and we always pass vectors ourselves.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .errors import IndexMissingError, StoreError
+from .settings import Settings
+
+
+def client(settings: Settings):
+    """A Chroma client: embedded under data_dir, or HTTP when chroma_host is set."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_host:
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
+                                       settings=chroma_settings)
+        except Exception as e:  # chromadb raises ValueError / httpx errors depending on version
+            raise StoreError(f"Chroma server at {settings.chroma_host}:{settings.chroma_port} is not reachable "
+                             f"({e}); start it with `chroma run --path DIR --host {settings.chroma_host} "
+                             f"--port {settings.chroma_port}`, or unset RAG_CHROMA_HOST") from None
+    path = settings.data_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+@dataclass
+class Active:
+    collection: object  # chromadb Collection
+    name: str
+    fingerprint: str
+    built_at: float
+
+
+def _registry(cl, settings: Settings):
+    return cl.get_or_create_collection(f"{settings.collection}__registry", embedding_function=None)
+
+
+def active(cl, settings: Settings) -> Active | None:
+    """The live collection, or None when nothing was ever built."""
+    name = (_registry(cl, settings).metadata or {}).get("active")
+    if not name:
+        return None
+    try:
+        col = cl.get_collection(name, embedding_function=None)
+    except Exception:
+        return None  # pointer to a collection someone deleted: treat as no index
+    meta = col.metadata or {}
+    return Active(col, name, meta.get("fingerprint", ""), float(meta.get("built_at", 0)))
+
+
+def require_active(settings: Settings) -> Active:
+    act = active(client(settings), settings)
+    if act is None:
+        where = (f"the Chroma server {settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
+                 else str(settings.data_dir))
+        raise IndexMissingError(f"no index in {where}; build it with `python -m rag index` (or `make index`)")
+    return act
+
+
+def new_collection(cl, settings: Settings, fingerprint: str):
+    """A fresh, empty collection for a rebuild; not live until `activate`."""
+    name = f"{settings.collection}_{fingerprint[:8]}_{time.time_ns()}"
+    return cl.create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+                                metadata={"fingerprint": fingerprint, "built_at": time.time()})
+
+
+def activate(cl, settings: Settings, name: str) -> None:
+    """Point the registry at `name` (one metadata write), then drop every other index collection."""
+    reg = _registry(cl, settings)
+    reg.modify(metadata={"active": name, "switched_at": time.time()})
+    prefix = f"{settings.collection}_"
+    for other in cl.list_collections():
+        other_name = getattr(other, "name", other)
+        if other_name.startswith(prefix) and other_name not in (name, reg.name):
+            cl.delete_collection(other_name)
+
+
+def touch(col) -> None:
+    """Record when an incremental update last changed the live collection."""
+    meta = dict(col.metadata or {})
+    meta["built_at"] = time.time()
+    meta.pop("hnsw:space", None)  # immutable after creation; Chroma refuses to modify it
+    col.modify(metadata=meta)
