@@ -1,0 +1,154 @@
+"""Citation markers and sentence support.
+
+Small models write citations in many shapes: `[1]`, `[1, 2]`, `[1][2]`, `[1-2]`, `【1】`,
+`Source 1`, `(Source 2)`, `[Source 3]`. `parse_markers` finds them all; numbers that are not a
+numbered source are removed from the text and reported.
+
+`supports` decides whether an evidence text backs a sentence: every number and named entity in
+the sentence must occur in the evidence, and most of its content words must too. It is a
+lexical check, deliberately strict: a sentence it cannot verify is shown as unsupported rather
+than passed off as backed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .chunking import split_sentences
+
+_NUM = r"\d+"
+_LIST = rf"{_NUM}(?:\s*(?:,|-|–|and)\s*{_NUM})*"
+MARKER = re.compile(
+    rf"\[\s*(?:sources?\s*)?(?P<a>{_LIST})\s*\]"  # [1] [1, 2] [1-3] [Source 1]
+    rf"|【\s*(?P<b>{_LIST})\s*】"  # 【1】
+    rf"|\(\s*sources?\s+(?P<c>{_LIST})\s*\)"  # (Source 1)
+    rf"|\bsources?\s+(?P<d>{_NUM}(?:\s*(?:,|and)\s*{_NUM})*)\b",  # Source 1, sources 1 and 2
+    re.IGNORECASE,
+)
+MIN_OVERLAP = 0.6  # share of a sentence's content words that must occur in its evidence
+
+
+def _numbers(spec: str) -> list[int]:
+    out = []
+    for part in re.split(r"\s*(?:,|and)\s*", spec.strip()):
+        if re.fullmatch(r"\d+\s*[-–]\s*\d+", part):
+            lo, hi = (int(x) for x in re.split(r"[-–]", part))
+            out.extend(range(lo, hi + 1) if 0 < hi - lo < 10 else [lo, hi])
+        elif part.strip().isdigit():
+            out.append(int(part))
+    return out
+
+
+@dataclass
+class Marked:
+    """A text with its citation markers taken out."""
+
+    text: str  # without any marker
+    cited: list[int] = field(default_factory=list)  # valid source numbers, in order of appearance
+    removed: list[int] = field(default_factory=list)  # numbers that named no source
+
+
+def parse_markers(text: str, n_sources: int) -> Marked:
+    cited, removed = [], []
+
+    def take(m: re.Match) -> str:
+        for n in _numbers(next(g for g in m.groups() if g is not None)):
+            bucket = cited if 1 <= n <= n_sources else removed
+            if n not in bucket:
+                bucket.append(n)
+        return ""
+
+    clean = MARKER.sub(take, text)
+    clean = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", clean)).strip()
+    return Marked(clean, cited, removed)
+
+
+def answer_sentences(text: str) -> list[str]:
+    """Sentences of an answer, with a marker that trails a full stop kept on its sentence."""
+    out: list[str] = []
+    for s in split_sentences(text.replace("\n", " ")):
+        lead = re.match(r"^((?:\s*(?:\[[^\]]*\]|【[^】]*】))+)\s*(.*)$", s)
+        if lead and out:
+            out[-1] += " " + lead.group(1).strip()
+            s = lead.group(2)
+        if s.strip():
+            out.append(s.strip())
+    return out
+
+
+# --- support -------------------------------------------------------------------------------
+
+_STOP = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been being
+this that these those it its they them their we our us you your he she his her which who whom what when where
+why how than then so such can could may might will would shall should do does did done has have had not no
+nor also both each more most other some any all into over under about between through during within without
+paper papers study studies work approach method methods model models propose proposes proposed show shows
+shown results result using use used based new via per one two three""".split())
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*|\d+(?:[.,]\d+)*%?")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def _norm_num(tok: str) -> str:
+    return tok.replace(",", "").rstrip("%").rstrip(".")
+
+
+def content_stems(text: str) -> set[str]:
+    words = [w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP and not w[0].isdigit()]
+    return set(_stemmer().stemWords(words))
+
+
+def numbers_in(text: str) -> set[str]:
+    return {_norm_num(t) for t in re.findall(r"\d+(?:[.,]\d+)*%?", text)}
+
+
+def entities_in(sentence: str) -> set[str]:
+    """Names a reader would check: acronyms, CamelCase, words with digits or inner capitals,
+    capitalised words that do not start the sentence."""
+    words = _WORD.findall(sentence)
+    out = set()
+    for i, w in enumerate(words):
+        if w[0].isdigit() or w.lower() in _STOP:
+            continue
+        inner_caps = any(c.isupper() for c in w[1:])
+        if inner_caps or any(c.isdigit() for c in w) or (i > 0 and w[0].isupper()):
+            out.add(w.lower())
+    return out
+
+
+@dataclass
+class Support:
+    ok: bool
+    reason: str = ""
+    overlap: float = 0.0
+
+
+def supports(evidence: str, sentence: str) -> Support:
+    """Does `evidence` back `sentence`? Numbers and names must occur, content must overlap."""
+    missing_nums = numbers_in(sentence) - numbers_in(evidence)
+    if missing_nums:
+        return Support(False, f"number {sorted(missing_nums)[0]} is not in the cited abstract")
+    ev_lower = evidence.lower()
+    missing_names = [e for e in entities_in(sentence) if e not in ev_lower]
+    if missing_names:
+        return Support(False, f"{missing_names[0]!r} is not in the cited abstract")
+    stems = content_stems(sentence)
+    if not stems:
+        return Support(False, "no content to check")
+    overlap = len(stems & content_stems(evidence)) / len(stems)
+    if overlap < MIN_OVERLAP:
+        return Support(False, f"only {overlap:.0%} of its words are in the cited abstract", overlap)
+    return Support(True, "", overlap)
+
+
+def best_evidence_sentence(evidence: str, sentence: str) -> str:
+    """The evidence sentence sharing most content words with `sentence` (what a UI highlights)."""
+    stems = content_stems(sentence)
+    return max(split_sentences(evidence) or [evidence], key=lambda e: len(stems & content_stems(e)))

@@ -1,0 +1,96 @@
+"""Evidence selection: the abstract sentences that matter, within a token budget.
+
+Every sentence of the top papers' abstracts is scored by cosine similarity to the question
+(MiniLM, ~0.1 s for three abstracts); the best ones are taken greedily until the budget is
+spent, then shown in abstract order under a numbered header carrying the paper's title and
+metadata, so questions about organisation, date or authors can be answered too. Small prompts
+matter: the embedded model reads ~200 tokens/s, so every 100 tokens cut is half a second sooner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .chunking import count_tokens, split_sentences
+from .embedding import get_minilm
+from .retrieval import Hit
+
+KEEP_WITHIN = 0.20  # a sentence this far below the best one is noise, not evidence
+
+
+@dataclass
+class Source:
+    """A numbered source in the prompt: one paper and its selected sentences."""
+
+    n: int
+    hit: Hit
+    sentences: list[tuple[int, str, float]] = field(default_factory=list)  # (position, text, relevance)
+
+    @property
+    def relevance(self) -> float:
+        return max((s[2] for s in self.sentences), default=0.0)
+
+    @property
+    def best_sentence(self) -> str:
+        return max(self.sentences, key=lambda s: s[2])[1] if self.sentences else ""
+
+    def header(self) -> str:
+        meta = metadata_text(self.hit.meta)
+        return f"[{self.n}] {self.hit.title}" + (f" ({meta})" if meta else "")
+
+    def render(self) -> str:
+        return "\n".join([self.header()] + [s[1] for s in sorted(self.sentences)])
+
+
+def metadata_text(meta: dict) -> str:
+    parts = []
+    if meta.get("date_raw"):
+        parts.append(f"published {meta['date_raw']}")
+    if meta.get("org"):
+        parts.append(f"organisation {meta['org']}")
+    if meta.get("authors"):
+        parts.append(f"{meta['authors']} authors")
+    if meta.get("upvotes") is not None:
+        parts.append(f"{meta['upvotes']} upvotes")
+    return "; ".join(parts)
+
+
+def score_sentences(question: str, hits: list[Hit]) -> list[list[tuple[int, str, float]]]:
+    """For each hit, every abstract sentence with its similarity to the question."""
+    per_hit = [split_sentences(h.abstract) for h in hits]
+    flat = [s for sents in per_hit for s in sents]
+    if not flat:
+        return [[] for _ in hits]
+    vecs = get_minilm().embed([question] + flat)
+    sims = vecs[1:] @ vecs[0]
+    out, i = [], 0
+    for sents in per_hit:
+        out.append([(j, s, float(sims[i + j])) for j, s in enumerate(sents)])
+        i += len(sents)
+    return out
+
+
+def select(question: str, hits: list[Hit], budget: int, max_sources: int) -> list[Source]:
+    """Numbered sources for the prompt, best sentences first until `budget` tokens are used."""
+    hits = hits[:max_sources]
+    scored = score_sentences(question, hits)
+    ranked = sorted(((s[2], h, s) for h, sents in enumerate(scored) for s in sents), key=lambda x: -x[0])
+    if not ranked:
+        return []
+    top, used, chosen = ranked[0][0], 0, {}
+    for score, h, sent in ranked:
+        if score < top - KEEP_WITHIN:
+            break
+        cost = count_tokens(sent[1]) + 1 + (0 if h in chosen else count_tokens(hits[h].title) + 16)
+        if chosen and used + cost > budget:
+            continue  # a shorter sentence further down may still fit
+        chosen.setdefault(h, []).append(sent)
+        used += cost
+    return [Source(n, hits[h], chosen[h]) for n, h in enumerate(sorted(chosen), 1)]
+
+
+def relevance_signal(sources: list[Source]) -> float:
+    """How well the best evidence matches the question; drives abstention."""
+    return float(np.max([s.relevance for s in sources])) if sources else 0.0

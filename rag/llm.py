@@ -1,0 +1,71 @@
+"""The small interface every answering backend implements, and how `auto` picks one.
+
+    backend.stream(messages, max_tokens) -> iterator of text pieces; afterwards
+    backend.usage holds (prompt_tokens, completion_tokens) as the engine counted them.
+
+Backends: `ollama` (rag.llm_ollama, llama-index's Ollama LLM over the official client),
+`llamacpp` (rag.llm_llamacpp, in-process SmolLM2-135M) and `extractive` (no LLM at all;
+handled by rag.answer). Each module is imported only when chosen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+from .errors import BackendUnavailable, InputError
+from .settings import Settings
+
+BACKENDS = ("auto", "ollama", "llamacpp", "extractive")
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class ChatBackend(Protocol):
+    name: str
+    model: str
+    context_window: int
+    usage: Usage
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]: ...
+
+
+def get_backend(name: str, settings: Settings, notes: list[str]) -> ChatBackend | None:
+    """The backend to answer with; None means extractive. `notes` collects why auto chose."""
+    if name not in BACKENDS:
+        raise InputError(f"backend {name!r} is unknown; choose one of {', '.join(BACKENDS)}")
+    if name == "extractive":
+        return None
+    if name == "ollama":
+        from .llm_ollama import OllamaBackend
+
+        return OllamaBackend.connect(settings)
+    if name == "llamacpp":
+        from .llm_llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend.load(settings)
+    return _auto(settings, notes)
+
+
+def _auto(settings: Settings, notes: list[str]) -> ChatBackend | None:
+    from .llm_ollama import probe
+
+    problem = probe(settings)
+    if problem is None:
+        from .llm_ollama import OllamaBackend
+
+        return OllamaBackend.connect(settings)
+    notes.append(f"Ollama not used: {problem}")
+    try:
+        from .llm_llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend.load(settings)
+    except BackendUnavailable as e:
+        notes.append(f"embedded model not used: {e}")
+        return None

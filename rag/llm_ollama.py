@@ -1,0 +1,117 @@
+"""Ollama, through llama-index's `Ollama` LLM (which uses the official `ollama` client).
+
+`probe` checks reachability and that the model is pulled with two tiny stdlib HTTP calls, so
+`--backend auto` on a machine without Ollama falls back in milliseconds without importing the
+client libraries. The context window (`num_ctx`) and the request timeout are always set
+explicitly: Ollama's default window silently truncates long prompts, and llama-index's 30 s
+timeout is too short on CPU. After each answer, Ollama's own `prompt_eval_count` is compared
+with what we sent: a prompt Ollama cut short is an error, not an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Iterator
+
+from .chunking import count_tokens
+from .errors import BackendError, BackendUnavailable, ContextOverflow
+from .llm import Usage
+from .settings import Settings
+
+PROBE_TIMEOUT = 2.0
+TRUNCATION_RATIO = 0.5  # Ollama counting under half of our estimate means it dropped part of the prompt
+
+
+def _not_reachable(host: str, why: object) -> str:
+    return f"Ollama is not reachable at {host} ({why}) — start it with `ollama serve`, or use --backend llamacpp"
+
+
+def _not_pulled(model: str, host: str) -> str:
+    return f"model {model!r} is not pulled on the Ollama server at {host} — run `ollama pull {model}`"
+
+
+def probe(settings: Settings) -> str | None:
+    """None when Ollama is up and has the model; otherwise the problem and its fix."""
+    host, model = settings.ollama_host, settings.ollama_model
+    try:
+        urllib.request.urlopen(f"{host}/api/version", timeout=PROBE_TIMEOUT).read()
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return _not_reachable(host, getattr(e, "reason", e))
+    req = urllib.request.Request(f"{host}/api/show", data=json.dumps({"model": model}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=PROBE_TIMEOUT).read()
+    except urllib.error.HTTPError as e:
+        return _not_pulled(model, host) if e.code == 404 else f"Ollama at {host} answered HTTP {e.code} to /api/show"
+    except (urllib.error.URLError, OSError) as e:
+        return _not_reachable(host, getattr(e, "reason", e))
+    return None
+
+
+class OllamaBackend:
+    name = "ollama"
+
+    def __init__(self, settings: Settings):
+        from llama_index.llms.ollama import Ollama
+
+        self.settings = settings
+        self.model = settings.ollama_model
+        self.context_window = settings.ollama_num_ctx
+        self.usage = Usage()
+        self._llm = Ollama(model=settings.ollama_model, base_url=settings.ollama_host, temperature=0.0,
+                           request_timeout=settings.ollama_timeout, context_window=settings.ollama_num_ctx,
+                           additional_kwargs={"num_predict": settings.max_answer_tokens, "seed": 0})
+
+    @classmethod
+    def connect(cls, settings: Settings) -> "OllamaBackend":
+        problem = probe(settings)
+        if problem:
+            raise BackendUnavailable(problem)
+        return cls(settings)
+
+    def count_tokens(self, text: str) -> int:
+        return count_tokens(text)  # cl100k estimate; the guard below tolerates tokenizer differences
+
+    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
+        from llama_index.core.llms import ChatMessage
+
+        sent = sum(self.count_tokens(m["content"]) for m in messages)
+        if sent + max_tokens > self.context_window:
+            raise ContextOverflow(f"the prompt (~{sent} tokens) plus {max_tokens} answer tokens exceeds "
+                                  f"num_ctx={self.context_window}; raise RAG_OLLAMA_NUM_CTX or lower RAG_OLLAMA_EVIDENCE_TOKENS")
+        self.usage, last = Usage(), None
+        try:
+            for last in self._llm.stream_chat([ChatMessage(role=m["role"], content=m["content"]) for m in messages]):
+                if last.delta:
+                    yield last.delta
+        except Exception as e:  # noqa: BLE001 - mapped to errors that name the fix
+            raise self._explain(e) from None
+        raw = dict(last.raw or {}) if last is not None else {}
+        self.usage = Usage(raw.get("prompt_eval_count"), raw.get("eval_count"))
+        self._guard(sent)
+
+    def _guard(self, sent: int) -> None:
+        got = self.usage.prompt_tokens
+        if got is not None and got < sent * TRUNCATION_RATIO:
+            raise ContextOverflow(f"Ollama evaluated only {got} prompt tokens of the ~{sent} sent: it truncated "
+                                  f"the prompt to fit its context window; raise RAG_OLLAMA_NUM_CTX "
+                                  f"(now {self.context_window}) or lower RAG_OLLAMA_EVIDENCE_TOKENS")
+
+    def _explain(self, e: Exception) -> BackendError:
+        import httpx
+        import ollama
+
+        host, model = self.settings.ollama_host, self.model
+        if isinstance(e, ollama.ResponseError):
+            if e.status_code == 404:
+                return BackendUnavailable(_not_pulled(model, host))
+            return BackendError(f"Ollama at {host} failed with HTTP {e.status_code}: {e.error}; "
+                                "check `ollama serve`'s log, or use --backend llamacpp")
+        if isinstance(e, httpx.TimeoutException):
+            return BackendError(f"Ollama at {host} did not answer within {self.settings.ollama_timeout:g} s; "
+                                "raise RAG_OLLAMA_TIMEOUT or use a smaller model")
+        if isinstance(e, (httpx.ConnectError, ConnectionError)):
+            return BackendUnavailable(_not_reachable(host, e))
+        return BackendError(f"Ollama at {host} failed: {type(e).__name__}: {e}")
