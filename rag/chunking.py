@@ -87,7 +87,9 @@ def _windows(sentences: list[str], budget: int, overlap: int) -> list[list[str]]
         windows.append(sentences[start:end])
         if end >= len(sentences):
             break
-        start = max(end - overlap, start + 1)  # always advance, even with a large overlap
+        nxt = max(end - overlap, start + 1)  # always advance, even with a large overlap
+        # overlap only when the repeated sentences leave room for the next new one
+        start = nxt if sum(sizes[nxt:end + 1]) <= budget else end
     return windows
 
 

@@ -25,7 +25,7 @@ from .corpus import Paper, load_corpus
 from .embedding import embedder_name
 from .settings import Settings, get_settings
 
-CHUNKER_VERSION = 2  # bump when chunk text or metadata layout changes: forces a rebuild
+CHUNKER_VERSION = 3  # bump when chunk text or metadata layout changes: forces a rebuild
 Progress = Callable[[int, int], None]
 
 
@@ -155,6 +155,7 @@ def build_index(settings: Settings | None = None, *, rebuild: bool = False, embe
         report.collection = col.name
     else:
         _update(act, papers, settings, embed_model, progress, report)
+        store.drop_others(cl, settings, act.name)
         report.collection = act.name
     report.chunks_total = store.active(cl, settings).collection.count()
     report.seconds = time.perf_counter() - t0

@@ -81,12 +81,16 @@ def new_collection(cl, settings: Settings, fingerprint: str):
 
 def activate(cl, settings: Settings, name: str) -> None:
     """Point the registry at `name` (one metadata write), then drop every other index collection."""
-    reg = _registry(cl, settings)
-    reg.modify(metadata={"active": name, "switched_at": time.time()})
-    prefix = f"{settings.collection}_"
+    _registry(cl, settings).modify(metadata={"active": name, "switched_at": time.time()})
+    drop_others(cl, settings, name)
+
+
+def drop_others(cl, settings: Settings, keep: str) -> None:
+    """Delete every index collection but `keep`: old ones, and leftovers of killed rebuilds."""
+    registry = f"{settings.collection}__registry"
     for other in cl.list_collections():
         other_name = getattr(other, "name", other)
-        if other_name.startswith(prefix) and other_name not in (name, reg.name):
+        if other_name.startswith(f"{settings.collection}_") and other_name not in (keep, registry):
             cl.delete_collection(other_name)
 
 

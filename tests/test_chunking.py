@@ -1,0 +1,76 @@
+"""Chunks fit MiniLM's window and lose no text."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.chunking import chunk_paper, count_tokens, split_sentences
+from rag.corpus import Paper, load_corpus
+from rag.embedding import MAX_WORD_PIECES, TooLongError, get_minilm
+
+from conftest import SEEDS
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus(SEEDS)
+
+
+def test_every_word_of_every_abstract_is_in_some_chunk(corpus):
+    for p in corpus:
+        chunks = chunk_paper(p, 180, 1)
+        covered = " ".join(c.text for c in chunks).split()
+        assert set(p.abstract.split()) <= set(covered), p.title
+        # windows start in order and overlap by at most one sentence: nothing skipped between them
+        assert "".join(c.text for c in chunks).replace(" ", "").startswith(p.abstract.split()[0])
+
+
+def test_chunks_fit_the_token_budget_and_minilm_window(corpus):
+    engine = get_minilm()
+    for p in corpus:
+        for c in chunk_paper(p, 180, 1):
+            assert count_tokens(c.embed_text(p.title)) <= 181
+            assert engine.word_pieces(c.embed_text(p.title)) <= MAX_WORD_PIECES
+
+
+def test_long_abstracts_become_overlapping_windows(corpus):
+    multi = [chunk_paper(p, 180, 1) for p in corpus]
+    multi = [cs for cs in multi if len(cs) > 1]
+    assert len(multi) > 100
+    for cs in multi:
+        for a, b in zip(cs, cs[1:]):
+            a_sents, b_sents = split_sentences(a.text), split_sentences(b.text)
+            # one sentence of overlap, unless repeating it would leave no room for a new one
+            assert a_sents[-1] == b_sents[0] or a_sents[-1] not in b_sents
+            assert b_sents[-1] not in a_sents  # every window brings something new
+
+
+def test_a_sentence_longer_than_a_window_is_cut_not_dropped():
+    long_sentence = " ".join(f"word{i}" for i in range(400)) + "."
+    p = Paper("x", "T", long_sentence)
+    chunks = chunk_paper(p, 120, 1)
+    assert len(chunks) > 2
+    assert " ".join(c.text for c in chunks).split() == long_sentence.split()
+
+
+def test_chunk_ids_are_deterministic(corpus):
+    p = corpus[0]
+    assert [c.chunk_id for c in chunk_paper(p, 180, 1)] == [c.chunk_id for c in chunk_paper(p, 180, 1)]
+    assert chunk_paper(p, 180, 1)[0].chunk_id == f"{p.paper_id}:0"
+
+
+def test_sentence_split_keeps_abbreviations_together():
+    text = "We use e.g. GPT-4 and other models. Results improve by 2.5 points. Done!"
+    assert split_sentences(text) == ["We use e.g. GPT-4 and other models.", "Results improve by 2.5 points.", "Done!"]
+
+
+def test_embedder_refuses_to_truncate():
+    with pytest.raises(TooLongError, match="RAG_CHUNK_TOKENS"):
+        get_minilm().embed(["token " * 300])
+
+
+def test_embeddings_tell_texts_apart():
+    v = get_minilm().embed(["reinforcement learning for language model reasoning",
+                            "RL improves LLM reasoning", "a recipe for sourdough bread"])
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.3
+    assert abs(float(v[0] @ v[0]) - 1.0) < 1e-4
