@@ -29,7 +29,8 @@ from .settings import Settings, get_settings
 
 MAX_QUESTION_CHARS = 1000
 UNSUPPORTED_MARK = "[unsupported]"
-EXTRACTIVE_SENTENCES = 2
+EXTRACTIVE_SENTENCES = 3
+NEW_SOURCE_WITHIN = 0.1  # tuned on the dev split: citation precision vs key-fact recall
 _ANAPHORA = re.compile(r"\b(it|its|they|their|them|this|that|these|those|such|the (paper|method|model|approach|"
                        r"study|authors|work|framework|dataset|benchmark|technique|system))\b", re.I)
 
@@ -72,6 +73,7 @@ class Answer:
     removed_citations: list[int] = field(default_factory=list)
     retrieval_query: str = ""
     sources: list[dict] = field(default_factory=list)  # the numbered sources the model saw
+    retrieved: list[dict] = field(default_factory=list)  # every paper retrieval returned, ranked
     closest: list[dict] = field(default_factory=list)  # on abstention: nearest papers
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -160,8 +162,9 @@ def ask_stream(question: str, **options) -> Iterator[tuple[str, object]]:
     prep = prepare(question, **options)
     yield "prepared", prep
     relevance = ev.relevance_signal(prep.sources)
-    if relevance < prep.settings.abstain_below:
-        prep.notes.append(f"best evidence relevance {relevance:.2f} < {prep.settings.abstain_below:.2f}")
+    reason = _abstain_reason(prep, relevance)
+    if reason:
+        prep.notes.append(reason)
         yield "answer", _abstain(prep, relevance)
         return
     if prep.backend is None:
@@ -170,6 +173,16 @@ def ask_stream(question: str, **options) -> Iterator[tuple[str, object]]:
         yield "answer", answer
         return
     yield from _generate(prep, relevance)
+
+
+def _abstain_reason(prep: Prepared, relevance: float) -> str | None:
+    """Why the evidence cannot answer the question, or None. Thresholds are tuned on the dev split."""
+    if relevance < prep.settings.abstain_below:
+        return f"best evidence relevance {relevance:.2f} < {prep.settings.abstain_below:.2f}"
+    missing = ev.unmatched_names(prep.question, prep.sources)
+    if missing:
+        return f"the retrieved abstracts never mention {', '.join(missing)}"
+    return None
 
 
 def ask(question: str, **options) -> Answer:
@@ -246,7 +259,8 @@ def _answer(prep: Prepared, sentences: list[Sentence], relevance: float, raw: st
     citations = [_citation(by_n[n], [s for s in sentences if n in s.cites]) for n in cited]
     return Answer(prep.question, render(sentences), citations, False, prep.backend_name, prep.model_name,
                   sentences=sentences, raw_text=raw, retrieval_query=prep.retrieval_query,
-                  sources=[_source_dict(s) for s in prep.sources], relevance=relevance, notes=prep.notes)
+                  sources=[_source_dict(s) for s in prep.sources], retrieved=_retrieved(prep),
+                  relevance=relevance, notes=prep.notes)
 
 
 def render(sentences: list[Sentence]) -> str:
@@ -267,15 +281,31 @@ def _citation(source: ev.Source, sentences: list[Sentence]) -> Citation:
                     m.get("upvotes"), m.get("sources", ""), all(s.attributed for s in sentences))
 
 
+def _retrieved(prep: Prepared) -> list[dict]:
+    return [{"paper_id": h.paper_id, "title": h.title, "score": round(h.score, 5)} for h in prep.hits]
+
+
 def _source_dict(s: ev.Source) -> dict:
     return {"n": s.n, "paper_id": s.hit.paper_id, "title": s.hit.title, "relevance": round(s.relevance, 3),
             "sentences": [t for _, t, _ in sorted(s.sentences)]}
 
 
+def _extractive_picks(sources: list[ev.Source]) -> list[tuple]:
+    """The best sentences; a further paper only when its sentence is nearly as good as the best,
+    so a weak third source does not dilute the citations."""
+    ranked = sorted(((score, s.n, pos, text) for s in sources for pos, text, score in s.sentences), reverse=True)
+    picks: list[tuple] = []
+    for cand in ranked:
+        if len(picks) == EXTRACTIVE_SENTENCES:
+            break
+        if not picks or cand[1] in {p[1] for p in picks} or cand[0] >= picks[0][0] - NEW_SOURCE_WITHIN:
+            picks.append(cand)
+    return picks
+
+
 def _extractive(prep: Prepared, relevance: float) -> Answer:
     """No LLM: the most relevant evidence sentences, verbatim, each with its citation."""
-    picks = sorted(((score, s.n, pos, text) for s in prep.sources for pos, text, score in s.sentences),
-                   reverse=True)[:EXTRACTIVE_SENTENCES]
+    picks = _extractive_picks(prep.sources)
     by_n = {s.n: s for s in prep.sources}
     sentences = []
     for n in sorted({p[1] for p in picks}):
@@ -294,6 +324,6 @@ def _abstain(prep: Prepared, relevance: float, raw: str = "") -> Answer:
     text = ABSTAIN_TEXT + "\n" + ABSTAIN_CLOSEST + "".join(f"\n- {c['title']}" for c in closest)
     answer = Answer(prep.question, text, [], True, prep.backend_name, prep.model_name, raw_text=raw,
                     retrieval_query=prep.retrieval_query, sources=[_source_dict(s) for s in prep.sources],
-                    closest=closest, relevance=relevance, notes=prep.notes)
+                    retrieved=_retrieved(prep), closest=closest, relevance=relevance, notes=prep.notes)
     answer.timings = _timings(prep, None)
     return answer

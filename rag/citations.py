@@ -119,7 +119,7 @@ def entities_in(sentence: str) -> set[str]:
             continue
         inner_caps = any(c.isupper() for c in w[1:])
         if inner_caps or any(c.isdigit() for c in w) or (i > 0 and w[0].isupper()):
-            out.add(w.lower())
+            out.add(w)
     return out
 
 
@@ -136,7 +136,7 @@ def supports(evidence: str, sentence: str) -> Support:
     if missing_nums:
         return Support(False, f"number {sorted(missing_nums)[0]} is not in the cited abstract")
     ev_lower = evidence.lower()
-    missing_names = [e for e in entities_in(sentence) if e not in ev_lower]
+    missing_names = [e for e in entities_in(sentence) if e.lower() not in ev_lower]
     if missing_names:
         return Support(False, f"{missing_names[0]!r} is not in the cited abstract")
     stems = content_stems(sentence)

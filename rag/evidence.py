@@ -9,11 +9,13 @@ matter: the embedded model reads ~200 tokens/s, so every 100 tokens cut is half 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .chunking import count_tokens, split_sentences
+from .citations import content_stems, entities_in
 from .embedding import get_minilm
 from .retrieval import Hit
 
@@ -57,17 +59,29 @@ def metadata_text(meta: dict) -> str:
     return "; ".join(parts)
 
 
+_NUMERIC_Q = re.compile(r"\b(how (many|much|long|fast|large)|what (percentage|share|score|accuracy|rate)|"
+                        r"by how|what (is|was) the (number|size))\b", re.I)
+LEXICAL_WEIGHT = 0.3  # cosine alone misses exact terms (dataset names, metrics); tuned on dev
+NUMBER_BONUS = 0.08  # "how many…" wants the sentence that has the number
+
+
+def sentence_score(cos: float, q_stems: set[str], sentence: str, numeric: bool) -> float:
+    lexical = len(q_stems & content_stems(sentence)) / len(q_stems) if q_stems else 0.0
+    return cos + LEXICAL_WEIGHT * lexical + (NUMBER_BONUS if numeric and re.search(r"\d", sentence) else 0.0)
+
+
 def score_sentences(question: str, hits: list[Hit]) -> list[list[tuple[int, str, float]]]:
-    """For each hit, every abstract sentence with its similarity to the question."""
+    """For each hit, every abstract sentence with its relevance to the question."""
     per_hit = [split_sentences(h.abstract) for h in hits]
     flat = [s for sents in per_hit for s in sents]
     if not flat:
         return [[] for _ in hits]
     vecs = get_minilm().embed([question] + flat)
     sims = vecs[1:] @ vecs[0]
+    q_stems, numeric = content_stems(question), bool(_NUMERIC_Q.search(question))
     out, i = [], 0
     for sents in per_hit:
-        out.append([(j, s, float(sims[i + j])) for j, s in enumerate(sents)])
+        out.append([(j, s, sentence_score(float(sims[i + j]), q_stems, s, numeric)) for j, s in enumerate(sents)])
         i += len(sents)
     return out
 
@@ -89,6 +103,30 @@ def select(question: str, hits: list[Hit], budget: int, max_sources: int) -> lis
         chosen.setdefault(h, []).append(sent)
         used += cost
     return [Source(n, hits[h], chosen[h]) for n, h in enumerate(sorted(chosen), 1)]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _named_in(name: str, text: str, squashed: str) -> bool:
+    """Is `name` in the (lower-cased) evidence? Names with digits ('Llama-4', 'ARC-AGI-2') must
+    occur whole, ignoring punctuation; others part by part, where a part counts if it has 3+
+    letters and a capital, and all-caps parts need 4+ (abstracts spell out RL, VAE, LLM)."""
+    if any(c.isdigit() for c in name):
+        return _squash(name) in squashed
+    parts = [p.lower() for p in name.split("-") if len(p) >= 3 and any(c.isupper() for c in p)
+             and not (p.isupper() and len(p) < 4)]
+    return all(p in text for p in parts)
+
+
+def unmatched_names(question: str, sources: list[Source]) -> list[str]:
+    """Names in the question (e.g. 'CARLA', 'GPQA-Diamond', 'Japanese') that no source mentions.
+    A question about something the evidence never names cannot be answered from it, however
+    similar the rest of its wording."""
+    text = " ".join(f"{s.hit.title} {s.hit.abstract} {metadata_text(s.hit.meta)}" for s in sources).lower()
+    squashed = _squash(text)
+    return sorted(n for n in entities_in(question) if not _named_in(n, text, squashed))
 
 
 def relevance_signal(sources: list[Source]) -> float:

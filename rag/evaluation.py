@@ -1,0 +1,179 @@
+"""The eval harness: run gold questions, compute metrics, compare with the baseline, gate.
+
+    python -m rag eval [--gold FILE] [--split dev|test|all] [--backend extractive ...]
+                       [--out DIR] [--no-answers] [--gate] [--json]
+
+Retrieval is measured for BM25 alone, dense alone and hybrid in one run; answers for each
+requested backend. Reports: results.json (per-question records and aggregates), summary.md
+and PNG charts in --out. Deltas are printed against evals/baseline.json; --gate fails when an
+aggregate falls below evals/thresholds.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import metrics as m
+from .answer import ask, resolve_query
+from .errors import RagError
+from .gold import GoldItem, load_gold, select_split
+from .retrieval import get_retriever
+from .settings import Settings
+
+MODES = ("bm25", "dense", "hybrid")
+BASELINE = Path("evals/baseline.json")
+THRESHOLDS = Path("evals/thresholds.json")
+
+
+def _bar(items, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="q", file=sys.stderr, leave=False)
+
+
+def run_retrieval(items: list[GoldItem], settings: Settings) -> list[dict]:
+    retriever, records = get_retriever(settings), []
+    for it in _bar([i for i in items if i.answerable], "retrieval"):
+        query, gold = resolve_query(it.question, it.history), set(it.gold_titles)
+        rec = {"id": it.id, "type": it.type, "split": it.split, "question": it.question, "query": query}
+        for mode in MODES:
+            ranked = [h.title for h in retriever.search(query, k=10, mode=mode)]
+            rec[mode] = {"ranked": ranked, **m.retrieval_scores(ranked, gold)}
+        records.append(rec)
+    return records
+
+
+def answer_record(it: GoldItem, backend: str, settings: Settings) -> dict:
+    rec = {"id": it.id, "type": it.type, "split": it.split, "question": it.question, "backend": backend}
+    try:
+        a = ask(it.question, history=it.history, backend=backend, settings=settings)
+    except RagError as e:
+        return {**rec, "error": str(e)}
+    gold = {t for t in it.gold_titles}
+    cited_titles = [c.title for c in a.citations]
+    return {**rec, "answer": a.text, "abstained": a.abstained, "answerable": it.answerable,
+            "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title} for c in a.citations],
+            "ranked": [r["title"] for r in a.retrieved], "timings": a.timings,
+            "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
+            "supported_share": a.supported_share if a.sentences else None, "model": a.model,
+            "key_fact_recall": None if a.abstained else m.key_fact_recall(a.text, it.key_facts),
+            "citation_validity": m.citation_validity([c.paper_id for c in a.citations],
+                                                     [r["paper_id"] for r in a.retrieved]),
+            "citation_precision": m.citation_precision(cited_titles, gold),
+            "citation_recall": m.citation_recall(cited_titles, gold) if it.answerable else None}
+
+
+def run_answers(items: list[GoldItem], backend: str, settings: Settings) -> list[dict]:
+    return [answer_record(it, backend, settings) for it in _bar(items, f"answers ({backend})")]
+
+
+def aggregate_retrieval(records: list[dict]) -> dict:
+    def agg(recs, mode):
+        keys = ("hit@1", "hit@5", "recall@5", "mrr@10", "ndcg@10")
+        return {k: m.mean_of([r[mode][k] for r in recs]) for k in keys} | {"n": len(recs)}
+
+    types = sorted({r["type"] for r in records})
+    return {mode: {"overall": agg(records, mode),
+                   "by_type": {t: agg([r for r in records if r["type"] == t], mode) for t in types}}
+            for mode in MODES}
+
+
+def _answer_agg(recs: list[dict]) -> dict:
+    ok = [r for r in recs if "error" not in r]
+    answerable = [r for r in ok if r["answerable"]]
+    unanswerable = [r for r in ok if not r["answerable"]]
+    firsts = [r["timings"].get("first_token_s") for r in ok if r["timings"]]
+    totals = [r["timings"].get("total_s") for r in ok if r["timings"]]
+    return {
+        "n": len(recs), "errors": len(recs) - len(ok),
+        "key_fact_recall": m.mean_of([r["key_fact_recall"] for r in answerable]),
+        "citation_validity": m.mean_of([r["citation_validity"] for r in ok]),
+        "citation_precision": m.mean_of([r["citation_precision"] for r in answerable]),
+        "citation_recall": m.mean_of([r["citation_recall"] for r in answerable]),
+        "supported_share": m.mean_of([r["supported_share"] for r in ok if not r["abstained"]]),
+        "abstention_accuracy": m.mean_of([float(r["abstained"]) for r in unanswerable]),
+        "false_abstention_rate": m.mean_of([float(r["abstained"]) for r in answerable]),
+        "first_token_p50_s": m.percentile(firsts, 50), "first_token_p95_s": m.percentile(firsts, 95),
+        "total_p50_s": m.percentile(totals, 50), "total_p95_s": m.percentile(totals, 95),
+        "prompt_tokens_mean": m.mean_of([r["prompt_tokens"] for r in ok]),
+        "completion_tokens_mean": m.mean_of([r["completion_tokens"] for r in ok]),
+    }
+
+
+def aggregate_answers(records: list[dict]) -> dict:
+    types = sorted({r["type"] for r in records})
+    return {"overall": _answer_agg(records),
+            "by_type": {t: _answer_agg([r for r in records if r["type"] == t]) for t in types}}
+
+
+def flatten(aggregates: dict) -> dict[str, float]:
+    """Overall figures as dotted names, e.g. 'retrieval.hybrid.hit@5', 'answers.extractive.key_fact_recall'."""
+    flat = {}
+    for mode, agg in aggregates.get("retrieval", {}).items():
+        flat.update({f"retrieval.{mode}.{k}": v for k, v in agg["overall"].items() if k != "n"})
+    for backend, agg in aggregates.get("answers", {}).items():
+        flat.update({f"answers.{backend}.{k}": v for k, v in agg["overall"].items() if k not in ("n", "errors")})
+    return {k: v for k, v in flat.items() if v is not None}
+
+
+def deltas(current: dict[str, float], baseline: dict[str, float]) -> list[tuple[str, float, float | None]]:
+    return [(k, v, (v - baseline[k]) if k in baseline else None) for k, v in sorted(current.items())]
+
+
+def gate(current: dict[str, float], thresholds: dict[str, float]) -> list[str]:
+    """Thresholds name a minimum (or, for names ending in _s / _rate, a maximum)."""
+    failures = []
+    for name, limit in thresholds.items():
+        value = current.get(name)
+        upper = name.endswith("_s") or name.endswith("_rate")
+        if value is None or (value > limit if upper else value < limit):
+            failures.append(f"{name} = {value} {'>' if upper else '<'} threshold {limit}")
+    return failures
+
+
+def evaluate(items: list[GoldItem], settings: Settings, backends: list[str], answers: bool = True) -> dict:
+    started = time.time()
+    results = {"records": {"retrieval": run_retrieval(items, settings)}, "aggregates": {}}
+    results["aggregates"]["retrieval"] = aggregate_retrieval(results["records"]["retrieval"])
+    results["records"]["answers"] = {}
+    for backend in backends if answers else []:
+        recs = run_answers(items, backend, settings)
+        results["records"]["answers"][backend] = recs
+        results["aggregates"].setdefault("answers", {})[backend] = aggregate_answers(recs)
+    results["meta"] = {"questions": len(items), "backends": backends if answers else [],
+                       "seconds": round(time.time() - started, 1),
+                       "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return results
+
+
+def main(args, settings: Settings) -> int:
+    from .report import write_reports
+
+    items = select_split(load_gold(args.gold), args.split)
+    backends = args.backend or ["extractive"]
+    results = evaluate(items, settings, backends, answers=not args.no_answers)
+    results["meta"].update({"gold": str(args.gold), "split": args.split})
+    current = flatten(results["aggregates"])
+    baseline = json.loads(BASELINE.read_text()) if BASELINE.is_file() else {}
+    results["deltas"] = [{"metric": k, "value": v, "delta": d} for k, v, d in deltas(current, baseline)]
+    paths = write_reports(results, Path(args.out))
+    if args.json:
+        print(json.dumps({"aggregates": results["aggregates"], "deltas": results["deltas"],
+                          "reports": [str(p) for p in paths]}, indent=2, default=str))
+    else:
+        _print_deltas(results["deltas"], paths)
+    failures = gate(current, json.loads(THRESHOLDS.read_text())) if args.gate else []
+    for f in failures:
+        print(f"GATE FAILED: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _print_deltas(rows: list[dict], paths: list[Path]) -> None:
+    print(f"{'metric':45} {'value':>8} {'vs baseline':>12}")
+    for r in rows:
+        delta = "new" if r["delta"] is None else f"{r['delta']:+.3f}"
+        print(f"{r['metric']:45} {r['value']:8.3f} {delta:>12}")
+    print("reports: " + ", ".join(str(p) for p in paths), file=sys.stderr)
