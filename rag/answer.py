@@ -157,8 +157,9 @@ def _evidence_budget(llm: ChatBackend | None, settings: Settings) -> int:
     return settings.evidence_tokens
 
 
-def ask_stream(question: str, **options) -> Iterator[tuple[str, object]]:
-    """Events: ("prepared", Prepared), ("token", str)…, ("answer", Answer)."""
+def ask_stream(question: str, *, stream: bool = True, **options) -> Iterator[tuple[str, object]]:
+    """Events: ("prepared", Prepared), ("token", str)…, ("answer", Answer).
+    With stream=False the LLM is called once, non-streaming, and one token event carries it all."""
     prep = prepare(question, **options)
     yield "prepared", prep
     relevance = ev.relevance_signal(prep.sources)
@@ -172,7 +173,7 @@ def ask_stream(question: str, **options) -> Iterator[tuple[str, object]]:
         yield "token", answer.text
         yield "answer", answer
         return
-    yield from _generate(prep, relevance)
+    yield from _generate(prep, relevance, stream)
 
 
 def _abstain_reason(prep: Prepared, relevance: float) -> str | None:
@@ -187,7 +188,7 @@ def _abstain_reason(prep: Prepared, relevance: float) -> str | None:
 
 def ask(question: str, **options) -> Answer:
     """Answer a question from the corpus, with citations: the public `rag.ask`."""
-    for kind, payload in ask_stream(question, **options):
+    for kind, payload in ask_stream(question, stream=False, **options):
         if kind == "answer":
             return payload
     raise RuntimeError("ask_stream ended without an answer")  # unreachable: every path yields one
@@ -201,9 +202,10 @@ def _messages(prep: Prepared) -> list[dict]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER.format(sources=sources, question=question)}]
 
 
-def _generate(prep: Prepared, relevance: float) -> Iterator[tuple[str, object]]:
+def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[str, object]]:
     llm, first, pieces = prep.backend, None, []
-    for piece in llm.stream(_messages(prep), prep.settings.max_answer_tokens):
+    messages, limit = _messages(prep), prep.settings.max_answer_tokens
+    for piece in llm.stream(messages, limit) if stream else [llm.complete(messages, limit)]:
         first = first or time.perf_counter()
         pieces.append(piece)
         yield "token", piece

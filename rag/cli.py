@@ -20,14 +20,12 @@ HINT_OLLAMA = ("Answered without Ollama. For stronger answers run a local Ollama
 def _settings():
     from pydantic import ValidationError
 
-    from .settings import get_settings
+    from .settings import describe, get_settings
 
     try:
         return get_settings()
     except ValidationError as e:
-        err = e.errors()[0]
-        name = "RAG_" + str(err["loc"][0]).upper()
-        raise SettingsError(f"setting {name}={err.get('input')!r} is invalid: {err['msg']}; fix or unset it") from None
+        raise SettingsError(describe(e)) from None
 
 
 def _filters(args):

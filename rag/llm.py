@@ -1,7 +1,8 @@
 """The small interface every answering backend implements, and how `auto` picks one.
 
-    backend.stream(messages, max_tokens) -> iterator of text pieces; afterwards
-    backend.usage holds (prompt_tokens, completion_tokens) as the engine counted them.
+    backend.stream(messages, max_tokens) -> iterator of text pieces
+    backend.complete(messages, max_tokens) -> the whole text (non-streaming request)
+    afterwards backend.usage holds (prompt_tokens, completion_tokens) as the engine counted them.
 
 Backends: `ollama` (rag.llm_ollama, llama-index's Ollama LLM over the official client),
 `llamacpp` (rag.llm_llamacpp, in-process SmolLM2-135M) and `extractive` (no LLM at all;
@@ -34,6 +35,8 @@ class ChatBackend(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]: ...
+
+    def complete(self, messages: list[dict], max_tokens: int) -> str: ...
 
 
 def get_backend(name: str, settings: Settings, notes: list[str]) -> ChatBackend | None:

@@ -10,6 +10,7 @@ a llama.cpp context is not thread-safe.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -67,6 +68,13 @@ class LlamaCppBackend:
                     yield piece
             self.usage.prompt_tokens = self._prompt_tokens(messages)
 
+    def complete(self, messages: list[dict], max_tokens: int) -> str:
+        with self._lock:
+            out = self._llama.create_chat_completion(messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+            usage = out.get("usage") or {}
+            self.usage = Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+            return out["choices"][0]["message"].get("content") or ""
+
     def _prompt_tokens(self, messages: list[dict]) -> int:
         """Tokens of the prompt exactly as the model's own chat template renders it."""
         template = self._llama.metadata.get("tokenizer.chat_template")
@@ -77,6 +85,14 @@ class LlamaCppBackend:
         tok = lambda t: self._llama.detokenize([t], special=True).decode(errors="ignore")  # noqa: E731
         fmt = Jinja2ChatFormatter(template, eos_token=tok(self._llama.token_eos()), bos_token=tok(self._llama.token_bos()))
         return self.count_tokens(fmt(messages=messages).prompt)
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free models before interpreter teardown; llama-cpp-python's __del__ fails if left that late."""
+    for backend in _loaded.values():
+        backend._llama.close()
+    _loaded.clear()
 
 
 def _open(path: Path, n_ctx: int):

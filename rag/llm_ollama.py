@@ -74,21 +74,39 @@ class OllamaBackend:
     def count_tokens(self, text: str) -> int:
         return count_tokens(text)  # cl100k estimate; the guard below tolerates tokenizer differences
 
-    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
+    def _prepare(self, messages: list[dict], max_tokens: int) -> tuple[list, int]:
         from llama_index.core.llms import ChatMessage
 
         sent = sum(self.count_tokens(m["content"]) for m in messages)
         if sent + max_tokens > self.context_window:
             raise ContextOverflow(f"the prompt (~{sent} tokens) plus {max_tokens} answer tokens exceeds "
                                   f"num_ctx={self.context_window}; raise RAG_OLLAMA_NUM_CTX or lower RAG_OLLAMA_EVIDENCE_TOKENS")
-        self.usage, last = Usage(), None
+        self._llm.additional_kwargs["num_predict"] = max_tokens
+        self.usage = Usage()
+        return [ChatMessage(role=m["role"], content=m["content"]) for m in messages], sent
+
+    def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
+        chat, sent = self._prepare(messages, max_tokens)
+        last = None
         try:
-            for last in self._llm.stream_chat([ChatMessage(role=m["role"], content=m["content"]) for m in messages]):
+            for last in self._llm.stream_chat(chat):
                 if last.delta:
                     yield last.delta
         except Exception as e:  # noqa: BLE001 - mapped to errors that name the fix
             raise self._explain(e) from None
-        raw = dict(last.raw or {}) if last is not None else {}
+        self._finish(last.raw if last is not None else None, sent)
+
+    def complete(self, messages: list[dict], max_tokens: int) -> str:
+        chat, sent = self._prepare(messages, max_tokens)
+        try:
+            response = self._llm.chat(chat)
+        except Exception as e:  # noqa: BLE001
+            raise self._explain(e) from None
+        self._finish(response.raw, sent)
+        return response.message.content or ""
+
+    def _finish(self, raw, sent: int) -> None:
+        raw = dict(raw or {})
         self.usage = Usage(raw.get("prompt_eval_count"), raw.get("eval_count"))
         self._guard(sent)
 

@@ -9,14 +9,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import InputError
 
 Backend = Literal["auto", "ollama", "llamacpp", "extractive"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_default=True,
+                                      populate_by_name=True)
 
     # corpus and storage
     seed_dir: Path = Field(Path("seeds"), description="Folder of *.txt listing pages to index.")
@@ -63,9 +66,20 @@ class Settings(BaseSettings):
         return v if "://" in v else f"http://{v}"  # OLLAMA_HOST is often given as host:port
 
     def with_overrides(self, **overrides) -> "Settings":
-        """A copy with some fields replaced (unknown names raise, like env vars do)."""
+        """A copy with some fields replaced; a bad value raises InputError naming it."""
         clean = {k: v for k, v in overrides.items() if v is not None}
-        return Settings(**{**self.model_dump(), **clean})
+        try:
+            return Settings(**{**self.model_dump(), **clean})
+        except ValidationError as e:
+            raise InputError(describe(e, prefix="")) from None
+
+
+def describe(e: ValidationError, prefix: str = "RAG_") -> str:
+    """One line naming the bad setting, its value and what it accepts."""
+    err = e.errors()[0]
+    name = str(err["loc"][0]) if err.get("loc") else "?"
+    name = prefix + name.upper() if prefix else name
+    return f"setting {name}={err.get('input')!r} is invalid: {err['msg']}; fix or unset it"
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,134 @@
+"""The answer pipeline end to end on the real index, the real MiniLM and the real SmolLM2."""
+
+from __future__ import annotations
+
+import pytest
+
+import rag
+from rag.answer import UNSUPPORTED_MARK, _checked, ask_stream, prepare
+from rag.citations import supports
+from rag.errors import InputError
+from rag.evidence import metadata_text
+from rag.prompts import ABSTAIN_TEXT
+
+BITTER = "The Bitter Lesson Learned from 2,000+ Multilingual Benchmarks"
+MULTILINGUAL_Q = "How many multilingual benchmarks did the position paper on multilingual evaluation examine?"
+
+
+def _retrieved_ids(answer):
+    return {r["paper_id"] for r in answer.retrieved}
+
+
+def _evidence(c) -> str:
+    meta = metadata_text({"date_raw": c.date_raw, "org": c.org, "authors": c.authors, "upvotes": c.upvotes})
+    return f"{c.title}. {meta}. {c.abstract}"
+
+
+def _check_guarantees(answer):
+    """What every answer promises, whatever the wording."""
+    assert {c.paper_id for c in answer.citations} <= _retrieved_ids(answer)
+    numbers = {c.n for c in answer.citations}
+    for s in answer.sentences:
+        assert set(s.cites) <= numbers
+        if s.supported:  # re-check independently against what the cited papers say
+            evidence = " ".join(_evidence(c) for c in answer.citations if c.n in s.cites)
+            assert s.cites and supports(evidence, s.text).ok
+        else:
+            assert UNSUPPORTED_MARK in answer.text
+
+
+def test_extractive_answer_quotes_abstracts_verbatim(corpus_settings):
+    a = rag.ask(MULTILINGUAL_Q, backend="extractive", settings=corpus_settings)
+    assert not a.abstained and a.backend == "extractive"
+    assert a.citations[0].title == BITTER
+    abstracts = {c.n: c.abstract for c in a.citations}
+    quotes = [s for s in a.sentences if not s.text.endswith(":")]  # the rest are title headers
+    assert quotes and all(s.text in abstracts[s.cites[0]] for s in quotes)
+    assert "2,000" in a.text
+    _check_guarantees(a)
+
+
+@pytest.mark.slow
+def test_embedded_llm_answer_is_cited_and_checked(corpus_settings):
+    a = rag.ask(MULTILINGUAL_Q, backend="llamacpp", settings=corpus_settings)
+    assert a.backend == "llamacpp" and a.model.startswith("SmolLM2")
+    assert not a.abstained
+    assert BITTER in {c.title for c in a.citations}
+    assert a.prompt_tokens and a.completion_tokens and a.timings["total_s"] > 0
+    _check_guarantees(a)
+
+
+@pytest.mark.slow
+def test_streamed_tokens_are_the_raw_answer(corpus_settings):
+    events = list(ask_stream(MULTILINGUAL_Q, backend="llamacpp", settings=corpus_settings))
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "prepared" and kinds[-1] == "answer" and kinds.count("token") > 3
+    answer = events[-1][1]
+    assert "".join(p for k, p in events if k == "token") == answer.raw_text
+    _check_guarantees(answer)
+
+
+@pytest.mark.parametrize("backend", ["extractive", "llamacpp"])
+def test_off_corpus_question_abstains(corpus_settings, backend):
+    a = rag.ask("What is the capital of France?", backend=backend, settings=corpus_settings)
+    assert a.abstained and a.text.startswith(ABSTAIN_TEXT)
+    assert a.citations == [] and len(a.closest) == 3
+    assert a.completion_tokens is None  # decided before any LLM call
+
+
+def test_question_naming_something_no_abstract_mentions_abstains(corpus_settings):
+    a = rag.ask("Which paper trains curriculum RL agents in the CARLA driving simulator?",
+                backend="extractive", settings=corpus_settings)
+    assert a.abstained and any("CARLA" in n for n in a.notes)
+
+
+def test_invented_claims_are_marked_not_passed_off(corpus_settings):
+    prep = prepare(MULTILINGUAL_Q, backend="extractive", settings=corpus_settings)
+    raw = ("The position paper examines over 2,000 multilingual benchmarks from 148 countries [1]. "
+           "It was funded by Google DeepMind [1]. It also cites source [9].")
+    a = _checked(prep, raw, 0.9)
+    ok, invented, dangling = a.sentences
+    assert ok.supported and ok.cites == [1]
+    assert not invented.supported and "Google" in invented.reason
+    assert a.removed_citations == [9] and dangling.cites == []
+    assert a.text.count(UNSUPPORTED_MARK) == 2
+    _check_guarantees(a)
+
+
+def test_uncited_but_backed_sentence_is_attributed(corpus_settings):
+    prep = prepare(MULTILINGUAL_Q, backend="extractive", settings=corpus_settings)
+    a = _checked(prep, "The position paper examines over 2,000 multilingual benchmarks.", 0.9)
+    (s,) = a.sentences
+    assert s.supported and s.attributed and a.citations[0].title == BITTER and a.citations[0].attributed
+
+
+def test_followup_uses_the_conversation(corpus_settings):
+    history = ["Which paper proposes an asynchronous streaming RL framework for LLM post-training?"]
+    a = rag.ask("How much faster was its throughput than the baseline?", history=history,
+                backend="extractive", settings=corpus_settings)
+    assert history[0] in a.retrieval_query
+    assert a.retrieved[0]["title"].startswith("AsyncFlow")
+    assert not a.abstained and a.citations[0].title.startswith("AsyncFlow")
+
+
+def test_standalone_question_ignores_history(corpus_settings):
+    a = rag.ask(MULTILINGUAL_Q, history=["Which paper proposes AsyncFlow?"], backend="extractive",
+                settings=corpus_settings)
+    assert a.retrieval_query == MULTILINGUAL_Q
+
+
+@pytest.mark.parametrize("question,match", [("", "empty"), ("   ", "empty"), ("why? " * 300, "under 1000")])
+def test_bad_questions_name_the_problem(corpus_settings, question, match):
+    with pytest.raises(InputError, match=match):
+        rag.ask(question, backend="extractive", settings=corpus_settings)
+
+
+def test_unknown_backend(corpus_settings):
+    with pytest.raises(InputError, match="backend='gpt5'.*'extractive'"):
+        rag.ask("reasoning", backend="gpt5", settings=corpus_settings)
+
+
+def test_auto_falls_back_to_the_embedded_model_and_says_why(corpus_settings):
+    a = rag.ask(MULTILINGUAL_Q, settings=corpus_settings)  # Ollama points at a closed port
+    assert a.backend == "llamacpp"
+    assert any("ollama serve" in n for n in a.notes)

@@ -1,0 +1,54 @@
+"""Citation markers as small models really write them, and the support check."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.citations import answer_sentences, parse_markers, supports
+
+# Recorded shapes of SmolLM2 / llama3 outputs (3 numbered sources).
+@pytest.mark.parametrize("raw,cited,removed", [
+    ("RL helps [1].", [1], []),
+    ("RL helps [1, 2].", [1, 2], []),
+    ("RL helps [1][3].", [1, 3], []),
+    ("RL helps 【2】.", [2], []),
+    ("According to Source 2, RL helps.", [2], []),
+    ("RL helps (Source 3).", [3], []),
+    ("RL helps [Source 1].", [1], []),
+    ("RL helps [1-3].", [1, 2, 3], []),
+    ("RL helps [4].", [], [4]),
+    ("RL helps [2][7][0].", [2], [7, 0]),
+    ("RL helps.", [], []),
+])
+def test_marker_shapes(raw, cited, removed):
+    m = parse_markers(raw, n_sources=3)
+    assert (m.cited, m.removed) == (cited, removed)
+    assert "[" not in m.text and "Source" not in m.text and "【" not in m.text
+    assert m.text.startswith(("RL helps", "According to"))
+
+
+def test_marker_after_full_stop_stays_with_its_sentence():
+    assert answer_sentences("It uses 2,000 benchmarks. [1] It covers 148 countries. [2]") == \
+        ["It uses 2,000 benchmarks. [1]", "It covers 148 countries. [2]"]
+
+
+EVIDENCE = ("This position paper examines over 2,000 multilingual (non-English) benchmarks from 148 countries, "
+            "published between 2021 and 2024.")
+
+
+def test_supported_sentence():
+    assert supports(EVIDENCE, "The paper examines over 2,000 multilingual benchmarks from 148 countries.").ok
+
+
+def test_invented_number_is_unsupported():
+    s = supports(EVIDENCE, "The paper examines 3,500 multilingual benchmarks.")
+    assert not s.ok and "3500" in s.reason
+
+
+def test_invented_name_is_unsupported():
+    s = supports(EVIDENCE, "The benchmarks were collected by OpenAI in multilingual settings.")
+    assert not s.ok and "OpenAI" in s.reason
+
+
+def test_unrelated_sentence_is_unsupported():
+    assert not supports(EVIDENCE, "The capital of France is Paris.").ok

@@ -1,0 +1,127 @@
+"""The Ollama backend against a loopback server speaking Ollama's REST API (tests/ollama_fake.py).
+
+The real Ollama server cannot be installed here; the fake builds its responses from the
+`ollama` client's own types, so the unmodified client and llama-index's Ollama LLM talk to it."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+import rag
+from rag.cli import main as cli_main
+from rag.errors import BackendError, BackendUnavailable, ContextOverflow
+
+from ollama_fake import FakeOllama
+
+Q = "How many multilingual benchmarks did the position paper on multilingual evaluation examine?"
+
+
+def echo_first_source(request: dict) -> str:
+    """Answer like a good model: quote the first sentence under source [1], cite it."""
+    user = request["messages"][-1]["content"]
+    first = re.search(r"^\[1\] .*\n(.+)$", user, re.M).group(1)
+    return f"{first.split('. ')[0].rstrip('.')} [1]."
+
+
+@pytest.fixture
+def fake():
+    with FakeOllama(models=["llama3.2:3b"], reply=echo_first_source) as server:
+        yield server
+
+
+def _settings(corpus_settings, fake, **kw):
+    return corpus_settings.with_overrides(ollama_host=fake.url, ollama_model="llama3.2:3b", **kw)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_happy_path_streaming_and_not(corpus_settings, fake, stream):
+    settings = _settings(corpus_settings, fake)
+    events = list(rag.ask_stream(Q, backend="ollama", settings=settings, stream=stream))
+    answer = events[-1][1]
+    assert answer.backend == "ollama" and answer.model == "llama3.2:3b" and not answer.abstained
+    assert answer.citations[0].title.startswith("The Bitter Lesson") and answer.sentences[0].supported
+    assert answer.prompt_tokens > 0 and answer.completion_tokens > 0
+    tokens = [p for k, p in events if k == "token"]
+    assert len(tokens) > 3 if stream else len(tokens) == 1
+    sent = fake.chat_requests[-1]
+    assert sent["stream"] is stream
+    assert sent["options"]["num_ctx"] == settings.ollama_num_ctx
+    assert sent["options"]["num_predict"] == settings.max_answer_tokens
+
+
+def test_auto_prefers_a_reachable_ollama(corpus_settings, fake):
+    answer = rag.ask(Q, settings=_settings(corpus_settings, fake))
+    assert answer.backend == "ollama" and not answer.notes
+
+
+def test_model_not_pulled(corpus_settings, fake):
+    settings = _settings(corpus_settings, fake).with_overrides(ollama_model="qwen2.5:7b")
+    with pytest.raises(BackendUnavailable, match=r"ollama pull qwen2.5:7b"):
+        rag.ask(Q, backend="ollama", settings=settings)
+    auto = rag.ask(Q, settings=settings)  # auto falls back to the embedded model and says why
+    assert auto.backend == "llamacpp" and any("ollama pull" in n for n in auto.notes)
+
+
+def test_model_removed_between_probe_and_chat(corpus_settings, fake):
+    settings = _settings(corpus_settings, fake)
+    from rag.llm_ollama import OllamaBackend
+
+    backend = OllamaBackend.connect(settings)
+    fake.models = []
+    with pytest.raises(BackendUnavailable, match="ollama pull"):
+        list(backend.stream([{"role": "user", "content": "hi"}], 10))
+
+
+def test_server_error(corpus_settings, fake):
+    fake.fail_status = 500
+    with pytest.raises(BackendError, match="HTTP 500"):
+        rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+
+
+def test_connection_refused_names_the_fix(corpus_settings):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave: nothing listens there
+    settings = corpus_settings.with_overrides(ollama_host=f"http://127.0.0.1:{port}")
+    with pytest.raises(BackendUnavailable, match="ollama serve"):
+        rag.ask(Q, backend="ollama", settings=settings)
+
+
+def test_slow_server_hits_the_timeout(corpus_settings, fake):
+    fake.delay = 10
+    settings = _settings(corpus_settings, fake, ollama_timeout=1.0)
+    with pytest.raises(BackendError, match="RAG_OLLAMA_TIMEOUT"):
+        rag.ask(Q, backend="ollama", settings=settings)
+
+
+def test_truncated_prompt_is_an_error_not_an_answer(corpus_settings, fake):
+    fake.prompt_eval_count = 12  # Ollama says it read far fewer tokens than we sent
+    with pytest.raises(ContextOverflow, match="RAG_OLLAMA_NUM_CTX"):
+        rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+
+
+def test_prompt_is_packed_to_fit_num_ctx(corpus_settings, fake):
+    settings = _settings(corpus_settings, fake, ollama_num_ctx=1024, sources_in_prompt=6)
+    answer = rag.ask(Q, backend="ollama", settings=settings)
+    assert not answer.abstained
+    assert answer.prompt_tokens + settings.max_answer_tokens <= 1024
+
+
+def test_model_declining_becomes_an_abstention(corpus_settings, fake):
+    fake.reply = "I'm sorry, but the sources do not mention that."
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.abstained and answer.citations == []
+
+
+def test_cli_exit_codes(corpus_settings, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_DATA_DIR", str(corpus_settings.data_dir))
+    from rag.settings import get_settings
+
+    get_settings.cache_clear()
+    assert cli_main(["ask", Q, "--backend", "ollama"]) == 4  # Ollama at a closed port
+    assert "ollama serve" in capsys.readouterr().err
+    assert cli_main(["ask", "", "--backend", "extractive"]) == 2
+    assert cli_main(["ask", Q, "--backend", "extractive", "--json"]) == 0
