@@ -23,7 +23,7 @@ from . import evidence as ev
 from .citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
 from .errors import InputError
 from .llm import ChatBackend, get_backend
-from .prompts import ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, SYSTEM, USER
+from .prompts import ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, SYSTEM, SYSTEM_SMALL, USER
 from .retrieval import Filters, Hit, search
 from .settings import Settings, get_settings
 
@@ -31,8 +31,10 @@ MAX_QUESTION_CHARS = 1000
 UNSUPPORTED_MARK = "[unsupported]"
 EXTRACTIVE_SENTENCES = 3
 NEW_SOURCE_WITHIN = 0.1  # tuned on the dev split: citation precision vs key-fact recall
-_ANAPHORA = re.compile(r"\b(it|its|they|their|them|this|that|these|those|such|the (paper|method|model|approach|"
-                       r"study|authors|work|framework|dataset|benchmark|technique|system))\b", re.I)
+# Words that lean on an earlier turn. Bare "this"/"that" are left out: "in this collection"
+# starts a new question as often as not; "this paper" / "this method" do not.
+_ANAPHORA = re.compile(r"\b(it|its|they|their|them|the authors|(this|that|these|those) (paper|papers|method|"
+                       r"model|approach|study|authors|work|framework|dataset|benchmark|technique|system))\b", re.I)
 
 
 @dataclass
@@ -199,12 +201,14 @@ def _messages(prep: Prepared) -> list[dict]:
     if prep.retrieval_query != prep.question:
         question += FOLLOWUP_NOTE.format(previous=prep.retrieval_query[: -len(prep.question)].strip())
     sources = "\n\n".join(s.render() for s in prep.sources)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER.format(sources=sources, question=question)}]
+    system = SYSTEM_SMALL if prep.backend.small else SYSTEM
+    return [{"role": "system", "content": system}, {"role": "user", "content": USER.format(sources=sources, question=question)}]
 
 
 def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[str, object]]:
     llm, first, pieces = prep.backend, None, []
-    messages, limit = _messages(prep), prep.settings.max_answer_tokens
+    messages = _messages(prep)
+    limit = prep.settings.small_answer_tokens if llm.small else prep.settings.max_answer_tokens
     for piece in llm.stream(messages, limit) if stream else [llm.complete(messages, limit)]:
         first = first or time.perf_counter()
         pieces.append(piece)
@@ -246,8 +250,12 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     for part in answer_sentences(raw):
         marked = parse_markers(part, len(prep.sources))
         removed += [n for n in marked.removed if n not in removed]
-        if marked.text.strip(" .,;:"):
+        if marked.text.strip(" .,;:") and marked.text not in {s.text for s in sentences}:  # small models loop
             sentences.append(_check_sentence(marked.text, marked.cited, by_n))
+    if not any(s.supported for s in sentences):
+        # nothing the model wrote could be verified: add the verified evidence beneath it
+        prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
+        sentences += _extractive_sentences(prep)
     answer = _answer(prep, sentences, relevance, raw)
     answer.removed_citations = removed
     if removed:
@@ -307,6 +315,12 @@ def _extractive_picks(sources: list[ev.Source]) -> list[tuple]:
 
 def _extractive(prep: Prepared, relevance: float) -> Answer:
     """No LLM: the most relevant evidence sentences, verbatim, each with its citation."""
+    answer = _answer(prep, _extractive_sentences(prep), relevance, "")
+    answer.timings = _timings(prep, None)
+    return answer
+
+
+def _extractive_sentences(prep: Prepared) -> list[Sentence]:
     picks = _extractive_picks(prep.sources)
     by_n = {s.n: s for s in prep.sources}
     sentences = []
@@ -316,9 +330,7 @@ def _extractive(prep: Prepared, relevance: float) -> Answer:
         for text in [header] + [p[3] for p in sorted(picks, key=lambda p: p[2]) if p[1] == n]:
             sup = supports(_evidence_text(by_n[n]), text)
             sentences.append(Sentence(text, [n], sup.ok, sup.reason))
-    answer = _answer(prep, sentences, relevance, "")
-    answer.timings = _timings(prep, None)
-    return answer
+    return sentences
 
 
 def _abstain(prep: Prepared, relevance: float, raw: str = "") -> Answer:

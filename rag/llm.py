@@ -30,6 +30,7 @@ class ChatBackend(Protocol):
     name: str
     model: str
     context_window: int
+    small: bool  # a tiny model: gets a simpler prompt without the refusal instruction
     usage: Usage
 
     def count_tokens(self, text: str) -> int: ...

@@ -34,8 +34,14 @@ def default_model_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / DEFAULT_GGUF
 
 
+# A 135M model loops ("The answer is: 1.5x The answer is: 1.5x …") without a repeat penalty,
+# and wanders into new paragraphs of invented text; a blank line ends its answer.
+GENERATION = {"temperature": 0.0, "repeat_penalty": 1.3, "stop": ["\n\n"], "seed": 0}
+
+
 class LlamaCppBackend:
     name = "llamacpp"
+    small = True  # gets the prompt without an escape hatch (rag.prompts.SYSTEM_SMALL)
 
     def __init__(self, llama, path: Path, n_ctx: int):
         self._llama = llama
@@ -59,8 +65,7 @@ class LlamaCppBackend:
     def stream(self, messages: list[dict], max_tokens: int) -> Iterator[str]:
         with self._lock:
             self.usage = Usage(completion_tokens=0)
-            chunks = self._llama.create_chat_completion(messages, max_tokens=max_tokens, temperature=0.0,
-                                                        stream=True, seed=0)
+            chunks = self._llama.create_chat_completion(messages, max_tokens=max_tokens, stream=True, **GENERATION)
             for chunk in chunks:
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
@@ -70,7 +75,7 @@ class LlamaCppBackend:
 
     def complete(self, messages: list[dict], max_tokens: int) -> str:
         with self._lock:
-            out = self._llama.create_chat_completion(messages, max_tokens=max_tokens, temperature=0.0, seed=0)
+            out = self._llama.create_chat_completion(messages, max_tokens=max_tokens, **GENERATION)
             usage = out.get("usage") or {}
             self.usage = Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
             return out["choices"][0]["message"].get("content") or ""

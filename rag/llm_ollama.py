@@ -52,6 +52,7 @@ def probe(settings: Settings) -> str | None:
 
 class OllamaBackend:
     name = "ollama"
+    small = False
 
     def __init__(self, settings: Settings):
         from llama_index.llms.ollama import Ollama

@@ -10,6 +10,14 @@ SYSTEM = (
     f"If the sources do not answer the question, reply exactly: {ABSTAIN_TEXT}"
 )
 
+# The 135M embedded model over-uses any escape hatch it is offered ("the corpus does not say"
+# even when the answer is in source [1]), so its prompt has none: abstention is decided before
+# the call from retrieval signals, and its sentences are checked after.
+SYSTEM_SMALL = (
+    "Answer the question in one or two short sentences, using only facts from the numbered "
+    "sources. Copy numbers and names exactly. End each sentence with its source number, like [1]."
+)
+
 USER = "Sources:\n{sources}\n\nQuestion: {question}"
 FOLLOWUP_NOTE = " (follow-up to: {previous})"
 

