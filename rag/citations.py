@@ -109,18 +109,18 @@ def numbers_in(text: str) -> set[str]:
     return {_norm_num(t) for t in re.findall(r"\d+(?:[.,]\d+)*%?", text)}
 
 
-def entities_in(sentence: str) -> set[str]:
-    """Names a reader would check: acronyms, CamelCase, words with digits or inner capitals,
-    capitalised words that do not start the sentence."""
+def entities_in(sentence: str) -> list[str]:
+    """Names a reader would check, in order: acronyms, CamelCase, words with digits or inner
+    capitals, capitalised words that do not start the sentence."""
     words = _WORD.findall(sentence)
-    out = set()
+    out: dict[str, None] = {}
     for i, w in enumerate(words):
         if w[0].isdigit() or w.lower() in _STOP:
             continue
         inner_caps = any(c.isupper() for c in w[1:])
         if inner_caps or any(c.isdigit() for c in w) or (i > 0 and w[0].isupper()):
-            out.add(w)
-    return out
+            out[w] = None
+    return list(out)
 
 
 @dataclass

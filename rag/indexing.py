@@ -83,6 +83,10 @@ def _write(collection, papers: list[Paper], settings: Settings, embed_model, pro
     from llama_index.core.schema import MetadataMode
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
+    if embed_model is None:  # built only when there is something to embed: a no-op run skips
+        from .llama_embedding import embed_model_for  # llama_index's multi-second import
+
+        embed_model = embed_model_for(settings)
     vector_store = ChromaVectorStore(chroma_collection=collection)
     nodes, batch = _nodes(papers, settings), 128  # chunks per Chroma write and progress step
     for start in range(0, len(nodes), batch):
@@ -137,10 +141,6 @@ def build_index(settings: Settings | None = None, *, rebuild: bool = False, embe
     settings = settings or get_settings()
     t0 = time.perf_counter()
     papers = load_corpus(settings.seed_dir)
-    if embed_model is None:
-        from .llama_embedding import embed_model_for
-
-        embed_model = embed_model_for(settings)
     cl, fp = store.client(settings), fingerprint(settings)
     act = store.active(cl, settings)
     report = IndexReport(papers=len(papers), fingerprint=fp)
