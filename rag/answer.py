@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 from . import evidence as ev
+from .answer_types import Answer, Citation, Sentence
 from .citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
 from .errors import InputError
 from .llm import ChatBackend, get_backend
@@ -35,60 +36,6 @@ NEW_SOURCE_WITHIN = 0.1  # tuned on the dev split: citation precision vs key-fac
 # starts a new question as often as not; "this paper" / "this method" do not.
 _ANAPHORA = re.compile(r"\b(it|its|they|their|them|the authors|(this|that|these|those) (paper|papers|method|"
                        r"model|approach|study|authors|work|framework|dataset|benchmark|technique|system))\b", re.I)
-
-
-@dataclass
-class Citation:
-    n: int
-    paper_id: str
-    title: str
-    evidence: str  # the abstract sentence that best backs what cites it
-    abstract: str = ""
-    org: str | None = None
-    date: str | None = None
-    date_raw: str | None = None
-    authors: int | None = None
-    upvotes: int | None = None
-    sources: str = ""  # seed files listing the paper
-    attributed: bool = False  # True: the checker attached it; the model left the sentence uncited
-
-
-@dataclass
-class Sentence:
-    text: str
-    cites: list[int] = field(default_factory=list)
-    supported: bool = False
-    reason: str = ""
-    attributed: bool = False
-
-
-@dataclass
-class Answer:
-    question: str
-    text: str
-    citations: list[Citation]
-    abstained: bool
-    backend: str
-    model: str
-    sentences: list[Sentence] = field(default_factory=list)
-    raw_text: str = ""
-    removed_citations: list[int] = field(default_factory=list)
-    retrieval_query: str = ""
-    sources: list[dict] = field(default_factory=list)  # the numbered sources the model saw
-    retrieved: list[dict] = field(default_factory=list)  # every paper retrieval returned, ranked
-    closest: list[dict] = field(default_factory=list)  # on abstention: nearest papers
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    timings: dict = field(default_factory=dict)
-    relevance: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def supported_share(self) -> float:
-        return sum(s.supported for s in self.sentences) / len(self.sentences) if self.sentences else 0.0
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "supported_share": self.supported_share}
 
 
 @dataclass

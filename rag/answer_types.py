@@ -1,0 +1,63 @@
+"""What an answer is: the structured result every front end renders (CLI, UI, eval, JSON).
+
+Citations are objects, not text: the UI and the eval read these fields and never re-parse
+rendered answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Citation:
+    n: int
+    paper_id: str
+    title: str
+    evidence: str  # the abstract sentence that best backs what cites it
+    abstract: str = ""
+    org: str | None = None
+    date: str | None = None
+    date_raw: str | None = None
+    authors: int | None = None
+    upvotes: int | None = None
+    sources: str = ""  # seed files listing the paper
+    attributed: bool = False  # True: the checker attached it; the model left the sentence uncited
+
+
+@dataclass
+class Sentence:
+    text: str
+    cites: list[int] = field(default_factory=list)
+    supported: bool = False
+    reason: str = ""
+    attributed: bool = False
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation]
+    abstained: bool
+    backend: str
+    model: str
+    sentences: list[Sentence] = field(default_factory=list)
+    raw_text: str = ""
+    removed_citations: list[int] = field(default_factory=list)
+    retrieval_query: str = ""
+    sources: list[dict] = field(default_factory=list)  # the numbered sources the model saw
+    retrieved: list[dict] = field(default_factory=list)  # every paper retrieval returned, ranked
+    closest: list[dict] = field(default_factory=list)  # on abstention: nearest papers
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    timings: dict = field(default_factory=dict)
+    relevance: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def supported_share(self) -> float:
+        return sum(s.supported for s in self.sentences) / len(self.sentences) if self.sentences else 0.0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "supported_share": self.supported_share}

@@ -1,0 +1,57 @@
+"""The regression gate: retrieval and extractive-answer eval on every gold question must stay
+above evals/thresholds.json. (The embedded-LLM answer eval is slow and runs in `make eval`.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.evaluation import evaluate, flatten, gate
+from rag.gold import load_gold
+from rag.report import write_reports
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def results(corpus_settings):
+    return evaluate(load_gold(ROOT / "evals" / "gold.jsonl"), corpus_settings, ["extractive"])
+
+
+def test_gate_passes(results):
+    thresholds = json.loads((ROOT / "evals" / "thresholds.json").read_text())
+    assert thresholds, "no thresholds: the gate would pass vacuously"
+    assert gate(flatten(results["aggregates"]), thresholds) == []
+
+
+def test_every_citation_points_at_a_retrieved_paper(results):
+    records = results["records"]["answers"]["extractive"]
+    assert all("error" not in r for r in records)
+    assert all(r["citation_validity"] in (None, 1.0) for r in records)
+
+
+def test_reports_are_written(results, tmp_path):
+    results["meta"].update({"gold": "evals/gold.jsonl", "split": "all"})
+    paths = write_reports(results, tmp_path)
+    assert {p.name for p in paths} == {"results.json", "summary.md", "retrieval_by_type.png", "answers_by_backend.png"}
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert "| hybrid |" in (tmp_path / "summary.md").read_text()
+
+
+def test_any_gold_file_in_the_schema_works(corpus_settings, tmp_path, monkeypatch, capsys):
+    gold = tmp_path / "mine.jsonl"
+    gold.write_text(json.dumps({"id": "m1", "question": "Which framework streams RL post-training asynchronously?",
+                                "type": "which_paper", "gold_titles": [
+                                    "AsyncFlow: An Asynchronous Streaming RL Framework for Efficient LLM Post-Training"],
+                                "answer": "AsyncFlow", "key_facts": ["AsyncFlow"]}) + "\n")
+    monkeypatch.setenv("RAG_DATA_DIR", str(corpus_settings.data_dir))
+    monkeypatch.chdir(ROOT)  # the baseline and thresholds are read from the project
+    from rag.cli import main
+    from rag.settings import get_settings
+
+    get_settings.cache_clear()
+    assert main(["eval", "--gold", str(gold), "--out", str(tmp_path / "out"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["aggregates"]["retrieval"]["hybrid"]["overall"]["hit@1"] == 1.0
+    assert out["aggregates"]["answers"]["extractive"]["overall"]["key_fact_recall"] == 1.0
