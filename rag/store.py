@@ -12,6 +12,7 @@ opened with `embedding_function=None` and we always pass vectors ourselves.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -19,8 +20,21 @@ from .errors import IndexMissingError, StoreError
 from .settings import Settings
 
 
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
 def client(settings: Settings):
-    """A Chroma client: embedded under data_dir, or HTTP when chroma_host is set."""
+    """A Chroma client: embedded under data_dir, or HTTP when chroma_host is set. One per
+    location and process: building one costs milliseconds, which every query would pay."""
+    key = (str(settings.data_dir.resolve()), settings.chroma_host, settings.chroma_port)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = _connect(settings)
+        return _clients[key]
+
+
+def _connect(settings: Settings):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
