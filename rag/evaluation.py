@@ -76,8 +76,10 @@ def aggregate_retrieval(records: list[dict]) -> dict:
         return {k: m.mean_of([r[mode][k] for r in recs]) for k in keys} | {"n": len(recs)}
 
     types = sorted({r["type"] for r in records})
+    splits = sorted({r["split"] for r in records})
     return {mode: {"overall": agg(records, mode),
-                   "by_type": {t: agg([r for r in records if r["type"] == t], mode) for t in types}}
+                   "by_type": {t: agg([r for r in records if r["type"] == t], mode) for t in types},
+                   "by_split": {s: agg([r for r in records if r["split"] == s], mode) for s in splits}}
             for mode in MODES}
 
 
@@ -105,8 +107,10 @@ def _answer_agg(recs: list[dict]) -> dict:
 
 def aggregate_answers(records: list[dict]) -> dict:
     types = sorted({r["type"] for r in records})
+    splits = sorted({r["split"] for r in records})
     return {"overall": _answer_agg(records),
-            "by_type": {t: _answer_agg([r for r in records if r["type"] == t]) for t in types}}
+            "by_type": {t: _answer_agg([r for r in records if r["type"] == t]) for t in types},
+            "by_split": {s: _answer_agg([r for r in records if r["split"] == s]) for s in splits}}
 
 
 def flatten(aggregates: dict) -> dict[str, float]:

@@ -38,6 +38,7 @@ def summary_markdown(results: dict) -> str:
     parts.append("## Retrieval (overall)\n\n" + _table(
         ["mode", *RETRIEVAL_KEYS, "n"],
         [[mode, *[a["overall"][k] for k in RETRIEVAL_KEYS], a["overall"]["n"]] for mode, a in agg["retrieval"].items()]))
+    parts.append("## By split (dev was used for tuning; test never was)\n\n" + _split_table(agg))
     hybrid = agg["retrieval"]["hybrid"]["by_type"]
     parts.append("## Retrieval by type (hybrid)\n\n" + _table(
         ["type", *RETRIEVAL_KEYS, "n"], [[t, *[a[k] for k in RETRIEVAL_KEYS], a["n"]] for t, a in hybrid.items()]))
@@ -53,6 +54,17 @@ def summary_markdown(results: dict) -> str:
     parts.append("## Charts\n\n![retrieval](retrieval_by_type.png)\n\n![answers](answers_by_backend.png)")
     parts.append(HOW_TO_READ)
     return "\n\n".join(parts) + "\n"
+
+
+def _split_table(agg: dict) -> str:
+    rows = []
+    for split, a in agg["retrieval"]["hybrid"].get("by_split", {}).items():
+        rows.append([f"retrieval hybrid ({split})", "hit@5", a["hit@5"], "mrr@10", a["mrr@10"], a["n"]])
+    for backend, b in agg.get("answers", {}).items():
+        for split, a in b.get("by_split", {}).items():
+            rows.append([f"answers {backend} ({split})", "key_fact_recall", a["key_fact_recall"],
+                         "abstention_accuracy", a["abstention_accuracy"], a["n"]])
+    return _table(["scope", "metric", "value", "metric", "value", "n"], rows)
 
 
 def _bars(ax, groups: list[str], series: dict[str, list[float]], title: str) -> None:
