@@ -232,8 +232,11 @@ def render(sentences: list[Sentence]) -> str:
 def _citation(source: ev.Source, sentences: list[Sentence]) -> Citation:
     m = source.hit.meta
     said = " ".join(s.text for s in sentences)
-    return Citation(source.n, source.hit.paper_id, source.hit.title,
-                    best_evidence_sentence(source.hit.abstract, said) if said else source.best_sentence,
+    # the sentence most relevant to the question, if the answer quotes or uses it; else the one
+    # sharing most words with what the answer says
+    best = source.best_sentence
+    evidence = best if not said or best in said else best_evidence_sentence(source.hit.abstract, said)
+    return Citation(source.n, source.hit.paper_id, source.hit.title, evidence,
                     source.hit.abstract, m.get("org"), m.get("date"), m.get("date_raw"), m.get("authors"),
                     m.get("upvotes"), m.get("sources", ""), all(s.attributed for s in sentences))
 

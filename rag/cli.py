@@ -119,9 +119,6 @@ def _print_sources(answer) -> None:
         meta = " · ".join(x for x in (c.date_raw, c.org, f"{c.authors} authors" if c.authors else None) if x)
         how = " (attributed by the checker)" if c.attributed else ""
         print(f"  [{c.n}] {c.title}{' — ' + meta if meta else ''}{how}\n      “{c.evidence}”\n      files: {c.sources}")
-    bad = [s for s in answer.sentences if not s.supported]
-    for s in bad:
-        print(f"  ⚠ not backed by the cited abstracts ({s.reason}): “{s.text}”")
     if answer.removed_citations:
         print(f"  removed citations to sources that do not exist: {answer.removed_citations}")
 
@@ -159,12 +156,23 @@ def _stream_to_terminal(events):
             streamed += payload
             print(payload, end="", flush=True)
         elif kind == "answer":
-            if payload.text.strip() != streamed.strip():  # the checked answer differs: show it
-                print(("\n\nChecked answer:\n" if streamed else "") + payload.text)
+            if payload.text.strip() != streamed.strip():  # the checker changed something: show its verdicts
+                print("\n\nChecked answer (✓ backed by the cited abstract, ⚠ not):")
+                print(_checked_lines(payload))
             else:
                 print()
             return payload
     raise RuntimeError("no answer")
+
+
+def _checked_lines(answer) -> str:
+    if answer.abstained:
+        return answer.text
+    lines = []
+    for s in answer.sentences:
+        marks = "".join(f"[{n}]" for n in s.cites)
+        lines.append(f"  ✓ {s.text} {marks}" if s.supported else f"  ⚠ {s.text} {marks} (unsupported: {s.reason})")
+    return "\n".join(lines)
 
 
 def cmd_status(args) -> int:
