@@ -25,10 +25,10 @@ help: ## show this help
 
 system-build: # compilers for llama-cpp-python (an sdist on PyPI)
 	@command -v g++ >/dev/null && command -v cmake >/dev/null || \
-	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq build-essential cmake)
+	  ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake)
 
 system-browser: # Debian's chromium for the browser tests (Playwright's own download fails offline)
-	@[ -x /usr/bin/chromium ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)
+	@[ -x /usr/bin/chromium ] || ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
 install: $(STAMP) ## create .venv and install the project (first time: ~12 min, llama.cpp compiles)
 
