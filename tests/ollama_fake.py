@@ -58,6 +58,17 @@ def _dump(obj: Any) -> dict:  # by_alias: ShowResponse.modelinfo is "model_info"
     return obj.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
+def word_vector(text: str, dim: int = 64) -> list[float]:
+    """A deterministic stand-in embedding: each word adds weight to a hashed slot, so texts that
+    share words are close and texts that do not are far (a constant vector would make ranking
+    tests meaningless)."""
+    vec = [0.0] * dim
+    for word in re.findall(r"\w+", text.lower()):
+        vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % dim] += 1.0
+    norm = sum(v * v for v in vec) ** 0.5 or 1.0
+    return [v / norm for v in vec]
+
+
 def split_reply(text: str) -> list[str]:
     """Word-sized stream pieces (each keeps its trailing whitespace); they join back to text."""
     return [p for p in re.split(r"(?<=\s)(?=\S)", text) if p]
@@ -208,7 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"version": fake.version})
         if method == "GET" and self.path == "/api/tags":
             return self._json(200, fake.tags())
-        if method == "POST" and self.path in ("/api/show", "/api/chat"):
+        if method == "POST" and self.path in ("/api/show", "/api/chat", "/api/embed"):
             if not isinstance(body, dict):
                 return self._json(400, {"error": "missing request body"})
             name = body.get("model") or body.get("name") or ""
@@ -218,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(404, {"error": not_found_message(name)})
             if self.path == "/api/show":
                 return self._json(200, fake.show())
+            if self.path == "/api/embed":
+                return self._embed(body, name)
             return self._chat(body, name)
         self._send(404, b"404 page not found", "text/plain")
 
@@ -234,6 +247,14 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None  # answered 400 "missing request body" by _route
         self._route("POST", body)
+
+    # --- /api/embed ----------------------------------------------------------------
+    def _embed(self, request: dict, model: str) -> None:
+        texts = request.get("input") or []
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        reply = ollama.EmbedResponse(model=model, embeddings=[word_vector(t) for t in texts],
+                                     prompt_eval_count=sum(len(t.split()) for t in texts))
+        self._json(200, _dump(reply))
 
     # --- /api/chat -----------------------------------------------------------------
     def _chat(self, request: dict, model: str) -> None:

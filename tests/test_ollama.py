@@ -125,3 +125,20 @@ def test_cli_exit_codes(corpus_settings, monkeypatch, capsys):
     assert "ollama serve" in capsys.readouterr().err
     assert cli_main(["ask", "", "--backend", "extractive"]) == 2
     assert cli_main(["ask", Q, "--backend", "extractive", "--json"]) == 0
+
+
+def test_ollama_embeddings_option_indexes_and_searches(small_settings):
+    """RAG_EMBED_BACKEND=ollama: the same index and query path, vectors from Ollama's /api/embed."""
+    from rag.indexing import build_index
+    from rag.indexing import fingerprint
+
+    with FakeOllama(models=["all-minilm"]) as server:
+        settings = small_settings.with_overrides(embed_backend="ollama", ollama_embed_model="all-minilm",
+                                                 ollama_host=server.url)
+        report = build_index(settings)
+        assert report.added == 13 and fingerprint(settings) != fingerprint(small_settings)
+        assert any(path == "/api/embed" for _, path, _ in server.requests)
+        hits = rag.search("Grading Handwritten Engineering Exams with Multimodal Large Language Models",
+                          k=3, mode="dense", settings=settings)
+        assert hits[0].title.startswith("Grading Handwritten Engineering Exams")
+        assert build_index(settings).unchanged == 13
