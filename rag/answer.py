@@ -284,7 +284,7 @@ def _extractive_sentences(prep: Prepared) -> list[Sentence]:
 
 
 def _abstain(prep: Prepared, relevance: float, raw: str = "") -> Answer:
-    closest = [{"paper_id": h.paper_id, "title": h.title, "score": round(h.score, 5)} for h in prep.hits[:3]]
+    closest = _retrieved(prep)[:3]
     text = ABSTAIN_TEXT + "\n" + ABSTAIN_CLOSEST + "".join(f"\n- {c['title']}" for c in closest)
     answer = Answer(prep.question, text, [], True, prep.backend_name, prep.model_name, raw_text=raw,
                     retrieval_query=prep.retrieval_query, sources=[_source_dict(s) for s in prep.sources],

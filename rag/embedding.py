@@ -117,4 +117,12 @@ def query_vector(settings, text: str) -> list[float]:
         from .llama_embedding import embed_model_for  # the remote path may pay llama_index's import
 
         return embed_model_for(settings).get_query_embedding(text)
-    return get_minilm().embed([text])[0].tolist()
+    return minilm_query(text).tolist()
+
+
+@lru_cache(maxsize=256)
+def minilm_query(text: str) -> np.ndarray:
+    """A question's MiniLM vector, cached: retrieval and evidence scoring both need it per ask."""
+    vec = get_minilm().embed([text])[0]
+    vec.setflags(write=False)
+    return vec

@@ -16,7 +16,7 @@ import numpy as np
 
 from .chunking import count_tokens, split_sentences
 from .citations import content_stems, entities_in
-from .embedding import get_minilm
+from .embedding import get_minilm, minilm_query
 from .retrieval import Hit
 
 KEEP_WITHIN = 0.20  # a sentence this far below the best one is noise, not evidence
@@ -76,8 +76,7 @@ def score_sentences(question: str, hits: list[Hit]) -> list[list[tuple[int, str,
     flat = [s for sents in per_hit for s in sents]
     if not flat:
         return [[] for _ in hits]
-    vecs = get_minilm().embed([question] + flat)
-    sims = vecs[1:] @ vecs[0]
+    sims = get_minilm().embed(flat) @ minilm_query(question)
     q_stems, numeric = content_stems(question), bool(_NUMERIC_Q.search(question))
     out, i = [], 0
     for sents in per_hit:

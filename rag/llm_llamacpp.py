@@ -14,6 +14,7 @@ import atexit
 import importlib.util
 import os
 import threading
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -83,14 +84,20 @@ class LlamaCppBackend:
 
     def _prompt_tokens(self, messages: list[dict]) -> int:
         """Tokens of the prompt exactly as the model's own chat template renders it."""
+        if self._formatter is None:
+            return self.count_tokens("\n".join(m["content"] for m in messages))
+        return self.count_tokens(self._formatter(messages=messages).prompt)
+
+    @cached_property
+    def _formatter(self):
+        """The model's chat template, compiled once (not per answer)."""
         template = self._llama.metadata.get("tokenizer.chat_template")
         if not template:
-            return self.count_tokens("\n".join(m["content"] for m in messages))
+            return None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         tok = lambda t: self._llama.detokenize([t], special=True).decode(errors="ignore")  # noqa: E731
-        fmt = Jinja2ChatFormatter(template, eos_token=tok(self._llama.token_eos()), bos_token=tok(self._llama.token_bos()))
-        return self.count_tokens(fmt(messages=messages).prompt)
+        return Jinja2ChatFormatter(template, eos_token=tok(self._llama.token_eos()), bos_token=tok(self._llama.token_bos()))
 
 
 @atexit.register
