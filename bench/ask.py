@@ -51,8 +51,8 @@ def cli_ask(ws: Workspace, question: str, backend: str) -> dict:
 
 def naive_messages(question: str, settings, system: str) -> list[dict]:
     """The top 4 retrieved papers' whole abstracts, under our own system prompt."""
-    from rag.prompts import USER
-    from rag.retrieval import search
+    from rag.answer.prompts import USER
+    from rag.query.retrieval import search
 
     hits = search(question, k=4, settings=settings)
     sources = "\n\n".join(f"[{n}] {h.title}\n{h.abstract}" for n, h in enumerate(hits, 1))
@@ -68,7 +68,7 @@ def answer_limit(llm, settings) -> int:
 
 def ours_in_process(question: str, settings) -> tuple[dict, str]:
     """Timings and tokens of one warm ask, and the system prompt it used."""
-    from rag.answer import _messages, ask_stream
+    from rag.answer.pipeline import _messages, ask_stream
 
     t0, first, answer, prep = time.perf_counter(), None, None, None
     for kind, payload in ask_stream(question, backend="llamacpp", settings=settings):
@@ -104,7 +104,7 @@ def subprocess_runs(ws: Workspace, questions: list[dict], reps: int) -> list[dic
 
 
 def in_process_runs(ws: Workspace, questions: list[dict], reps: int) -> list[dict]:
-    from rag.llm_llamacpp import LlamaCppBackend
+    from rag.llm.llamacpp import LlamaCppBackend
 
     settings = ws.indexed_settings(backend="llamacpp")
     llm = LlamaCppBackend.load(settings)

@@ -75,7 +75,7 @@ class Workspace:
     def indexed_settings(self, **overrides):
         """Settings of a whole-corpus index; builds one in-process when no section made one yet."""
         if self.index_dir is None:
-            from rag.indexing import build_index
+            from rag.index.build import build_index
 
             print("  (building a whole-corpus index for this section…)", flush=True)
             self.index_dir = self.data_dir("shared-index")

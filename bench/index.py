@@ -42,8 +42,8 @@ def cold_naive(ws: Workspace, rep: int) -> dict:
 
 
 def noop_in_process(ws: Workspace, n: int) -> list[dict]:
-    from rag.embedding import get_minilm
-    from rag.indexing import build_index
+    from rag.index.embedding import get_minilm
+    from rag.index.build import build_index
 
     settings = ws.indexed_settings()
     build_index(settings)  # untimed: pays the imports and model load once
@@ -68,9 +68,9 @@ def noop_subprocess(ws: Workspace, n: int) -> list[dict]:
 
 def embed_workload(settings) -> dict:
     """MiniLM word pieces the index embeds vs. embedding each title+abstract once (not timed)."""
-    from rag.chunking import chunk_paper
-    from rag.corpus import load_corpus
-    from rag.embedding import get_minilm
+    from rag.index.chunking import chunk_paper
+    from rag.corpus.listing import load_corpus
+    from rag.index.embedding import get_minilm
 
     wp, papers = get_minilm().word_pieces, load_corpus(settings.seed_dir)
     chunks = [c.embed_text(p.title) for p in papers

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import time
 
-from rag.indexing import build_index
+from rag.index.build import build_index
 from rag.settings import Settings
 
 
 def naive_model():
     """MiniLM behind llama-index's interface, one text per ONNX call."""
-    from rag.llama_embedding import MiniLMEmbedding
+    from rag.index.llama_embedding import MiniLMEmbedding
 
     class OneByOne(MiniLMEmbedding):
         calls: int = 0

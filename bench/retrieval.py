@@ -29,7 +29,7 @@ def _ms(fn) -> float:
 
 
 def warm_latencies(settings, questions: list[str]) -> dict[str, list[float]]:
-    from rag.retrieval import get_retriever, search
+    from rag.query.retrieval import get_retriever, search
 
     retriever = get_retriever(settings)
     for q in questions[:3]:  # untimed: load MiniLM, touch Chroma's HNSW files
@@ -45,7 +45,7 @@ def warm_latencies(settings, questions: list[str]) -> dict[str, list[float]]:
 
 
 def naive_latencies(settings, questions: list[str]) -> dict[str, list[float]]:
-    from rag.retrieval import Retriever
+    from rag.query.retrieval import Retriever
 
     out = {m: [] for m in MODES}
     for i, q in enumerate(questions):

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from .errors import IndexMissingError, RagError, SettingsError
+from rag.errors import IndexMissingError, RagError, SettingsError
 
 HINT_OLLAMA = ("Answered without Ollama. For stronger answers run a local Ollama "
                "(`ollama serve`, then `ollama pull {model}`); --backend auto uses it when it is reachable.")
@@ -20,7 +20,7 @@ HINT_OLLAMA = ("Answered without Ollama. For stronger answers run a local Ollama
 def _settings():
     from pydantic import ValidationError
 
-    from .settings import describe, get_settings
+    from rag.settings import describe, get_settings
 
     try:
         return get_settings()
@@ -29,7 +29,7 @@ def _settings():
 
 
 def _filters(args):
-    from .retrieval import Filters
+    from rag.query.retrieval import Filters
 
     return Filters(date_from=args.date_from, date_to=args.date_to, org=args.org)
 
@@ -55,7 +55,7 @@ def _print_json(obj) -> None:
 
 
 def cmd_papers(args) -> int:
-    from .corpus import load_corpus
+    from rag.corpus.listing import load_corpus
 
     papers = load_corpus(_settings().seed_dir)
     if args.json:
@@ -69,7 +69,7 @@ def cmd_papers(args) -> int:
 
 
 def _run_index(rebuild: bool = False):
-    from .indexing import build_index
+    from rag.index.build import build_index
 
     report = build_index(_settings(), rebuild=rebuild, progress=_progress())
     how = f"rebuilt ({report.reason})" if report.rebuilt else "updated in place"
@@ -97,7 +97,7 @@ def _with_index(fn):
 
 
 def cmd_search(args) -> int:
-    from .retrieval import search
+    from rag.query.retrieval import search
 
     hits = _with_index(lambda: search(args.question, k=args.k, filters=_filters(args), mode=args.mode,
                                       settings=_settings()))
@@ -135,7 +135,7 @@ def _print_footer(answer, settings) -> None:
 
 
 def cmd_ask(args) -> int:
-    from .answer import ask, ask_stream
+    from rag.answer.pipeline import ask, ask_stream
 
     settings = _settings()
     options = dict(history=args.history, backend=args.backend, model=args.model, k=args.k,
@@ -176,7 +176,7 @@ def _checked_lines(answer) -> str:
 
 
 def cmd_status(args) -> int:
-    from .status import index_status
+    from rag.index.status import index_status
 
     st = index_status(_settings())
     if args.json:
@@ -190,7 +190,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation import main as eval_main
+    from rag.eval.run import main as eval_main
 
     return eval_main(args, _settings())
 

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import InputError
+from rag.errors import InputError
 
 Backend = Literal["auto", "ollama", "llamacpp", "extractive"]
 

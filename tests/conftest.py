@@ -35,7 +35,7 @@ def _isolated(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def corpus_settings(tmp_path_factory):
     """Settings for an index of the whole corpus, built once per test session (~25 s)."""
-    from rag.indexing import build_index
+    from rag.index.build import build_index
     from rag.settings import Settings
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("corpus-index"), seed_dir=SEEDS,

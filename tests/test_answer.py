@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 import rag
-from rag.answer import UNSUPPORTED_MARK, _checked, ask_stream, prepare
-from rag.citations import supports
+from rag.answer.pipeline import UNSUPPORTED_MARK, _checked, ask_stream, prepare
+from rag.answer.citations import supports
 from rag.errors import InputError
-from rag.evidence import metadata_text
-from rag.prompts import ABSTAIN_TEXT
+from rag.query.evidence import metadata_text
+from rag.answer.prompts import ABSTAIN_TEXT
 
 BITTER = "The Bitter Lesson Learned from 2,000+ Multilingual Benchmarks"
 MULTILINGUAL_Q = "How many multilingual benchmarks did the position paper on multilingual evaluation examine?"

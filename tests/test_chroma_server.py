@@ -13,7 +13,7 @@ import pytest
 
 import rag
 from rag.errors import StoreError
-from rag.indexing import build_index
+from rag.index.build import build_index
 from rag.settings import Settings
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunking import chunk_paper, count_tokens, split_sentences
-from rag.corpus import Paper, load_corpus
-from rag.embedding import MAX_WORD_PIECES, TooLongError, get_minilm
+from rag.index.chunking import chunk_paper, count_tokens, split_sentences
+from rag.corpus.listing import Paper, load_corpus
+from rag.index.embedding import MAX_WORD_PIECES, TooLongError, get_minilm
 
 from conftest import SEEDS
 

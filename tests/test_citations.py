@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.citations import answer_sentences, parse_markers, supports
+from rag.answer.citations import answer_sentences, parse_markers, supports
 
 # Recorded shapes of SmolLM2 / llama3 outputs (3 numbered sources).
 @pytest.mark.parametrize("raw,cited,removed", [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus import load_corpus, paper_id_for, parse_file
+from rag.corpus.listing import load_corpus, paper_id_for, parse_file
 from rag.errors import CorpusError
 
 from conftest import SEEDS

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from rag.evaluation import evaluate, flatten, gate
-from rag.gold import load_gold
-from rag.report import write_reports
+from rag.eval.run import evaluate, flatten, gate
+from rag.eval.gold import load_gold
+from rag.eval.report import write_reports
 
 from conftest import ROOT
 

@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from rag import store
-from rag.indexing import build_index
-from rag.llama_embedding import MiniLMEmbedding
-from rag.embedding import MiniLM
-from rag.retrieval import search
-from rag.status import index_status
+from rag.index import store
+from rag.index.build import build_index
+from rag.index.llama_embedding import MiniLMEmbedding
+from rag.index.embedding import MiniLM
+from rag.query.retrieval import search
+from rag.index.status import index_status
 
 from conftest import ROOT
 
@@ -75,7 +75,7 @@ def test_search_before_any_index_names_the_fix(small_settings):
 
 KILL_SCRIPT = """
 import os, sys
-from rag.indexing import build_index
+from rag.index.build import build_index
 from rag.settings import Settings
 s = Settings(data_dir=sys.argv[1], seed_dir=sys.argv[2])
 def progress(done, total):

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from rag import metrics as m
-from rag.corpus import load_corpus
-from rag.evaluation import deltas, flatten, gate
-from rag.gold import TYPES, load_gold, validate
+from rag.eval import metrics as m
+from rag.corpus.listing import load_corpus
+from rag.eval.run import deltas, flatten, gate
+from rag.eval.gold import TYPES, load_gold, validate
 from rag.errors import InputError
 
 from conftest import ROOT, SEEDS

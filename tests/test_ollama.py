@@ -67,7 +67,7 @@ def test_model_not_pulled(corpus_settings, fake):
 
 def test_model_removed_between_probe_and_chat(corpus_settings, fake):
     settings = _settings(corpus_settings, fake)
-    from rag.llm_ollama import OllamaBackend
+    from rag.llm.ollama import OllamaBackend
 
     backend = OllamaBackend.connect(settings)
     fake.models = []
@@ -129,8 +129,8 @@ def test_cli_exit_codes(corpus_settings, monkeypatch, capsys):
 
 def test_ollama_embeddings_option_indexes_and_searches(small_settings):
     """RAG_EMBED_BACKEND=ollama: the same index and query path, vectors from Ollama's /api/embed."""
-    from rag.indexing import build_index
-    from rag.indexing import fingerprint
+    from rag.index.build import build_index
+    from rag.index.build import fingerprint
 
     with FakeOllama(models=["all-minilm"]) as server:
         settings = small_settings.with_overrides(embed_backend="ollama", ollama_embed_model="all-minilm",

@@ -6,7 +6,7 @@ import pytest
 
 import rag
 from rag.errors import InputError
-from rag.retrieval import Filters, get_retriever
+from rag.query.retrieval import Filters, get_retriever
 
 # Questions that paraphrase an abstract without repeating its title.
 PARAPHRASES = {

@@ -14,11 +14,11 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from rag.answer import MAX_QUESTION_CHARS, Answer, Citation, Sentence, ask
-from rag.corpus import load_corpus
+from rag.answer.pipeline import MAX_QUESTION_CHARS, Answer, Citation, Sentence, ask
+from rag.corpus.listing import load_corpus
 from rag.errors import BackendUnavailable, IndexMissingError, InputError
-from rag.retrieval import Filters
-from rag.status import index_status
+from rag.query.retrieval import Filters
+from rag.index.status import index_status
 from ui import render
 from ui.app import ChatPage, build_demo, launch, new_session, read_options
 

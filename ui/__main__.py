@@ -26,8 +26,8 @@ def _printer(out):
 def ensure_index(settings, out=sys.stderr):
     """Build the index when it is missing or was built with other settings; else just report it.
     Returns the IndexReport of a build, or None when nothing had to be built."""
-    from rag.indexing import build_index
-    from rag.status import index_status
+    from rag.index.build import build_index
+    from rag.index.status import index_status
 
     st = index_status(settings)
     if st.exists and not st.stale:

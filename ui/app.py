@@ -19,12 +19,12 @@ import re
 
 import gradio as gr
 
-from rag.answer import ask_stream
+from rag.answer.pipeline import ask_stream
 from rag.errors import InputError, RagError
-from rag.indexing import build_index
-from rag.retrieval import Filters, get_retriever
+from rag.index.build import build_index
+from rag.query.retrieval import Filters, get_retriever
 from rag.settings import Settings, get_settings
-from rag.status import index_status
+from rag.index.status import index_status
 
 from . import render
 

@@ -18,7 +18,7 @@ import html
 import re
 
 from rag.errors import (BackendError, IndexMissingError, InputError, SettingsError, StoreError)
-from rag.prompts import ABSTAIN_TEXT
+from rag.answer.prompts import ABSTAIN_TEXT
 
 
 def esc(text: object) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date as _date
 from pathlib import Path
 
-from .errors import CorpusError
+from rag.errors import CorpusError
 
 # Page chrome around the listing; none of it is a paper.
 CHROME = frozenset({

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SettingsError
+from rag.errors import SettingsError
 
 MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 MAX_WORD_PIECES = 256  # MiniLM's max_seq_length: longer inputs would be silently truncated
@@ -114,7 +114,7 @@ def embedder_name(settings) -> str:
 def query_vector(settings, text: str) -> list[float]:
     """Embed a question with the same model the index was built with."""
     if settings.embed_backend == "ollama":
-        from .llama_embedding import embed_model_for  # the remote path may pay llama_index's import
+        from rag.index.llama_embedding import embed_model_for  # the remote path may pay llama_index's import
 
         return embed_model_for(settings).get_query_embedding(text)
     return minilm_query(text).tolist()

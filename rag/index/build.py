@@ -19,11 +19,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from . import store
-from .chunking import Chunk, chunk_paper
-from .corpus import Paper, load_corpus
-from .embedding import embedder_name
-from .settings import Settings, get_settings
+from rag.index import store
+from rag.index.chunking import Chunk, chunk_paper
+from rag.corpus.listing import Paper, load_corpus
+from rag.index.embedding import embedder_name
+from rag.settings import Settings, get_settings
 
 CHUNKER_VERSION = 3  # bump when chunk text or metadata layout changes: forces a rebuild
 Progress = Callable[[int, int], None]
@@ -84,7 +84,7 @@ def _write(collection, papers: list[Paper], settings: Settings, embed_model, pro
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
     if embed_model is None:  # built only when there is something to embed: a no-op run skips
-        from .llama_embedding import embed_model_for  # llama_index's multi-second import
+        from rag.index.llama_embedding import embed_model_for  # llama_index's multi-second import
 
         embed_model = embed_model_for(settings)
     vector_store = ChromaVectorStore(chroma_collection=collection)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .chunking import split_sentences
+from rag.index.chunking import split_sentences
 
 _NUM = r"\d+"
 _LIST = rf"{_NUM}(?:\s*(?:,|-|–|and)\s*{_NUM})*"

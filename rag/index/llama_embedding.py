@@ -9,8 +9,8 @@ from __future__ import annotations
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
-from .embedding import MODEL_NAME, MiniLM, get_minilm
-from .settings import Settings
+from rag.index.embedding import MODEL_NAME, MiniLM, get_minilm
+from rag.settings import Settings
 
 
 class MiniLMEmbedding(BaseEmbedding):

@@ -16,8 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .errors import IndexMissingError, StoreError
-from .settings import Settings
+from rag.errors import IndexMissingError, StoreError
+from rag.settings import Settings
 
 
 _clients: dict[tuple, object] = {}

@@ -18,10 +18,10 @@ from typing import Literal
 
 import numpy as np
 
-from . import store
-from .embedding import query_vector
-from .errors import IndexMissingError, InputError
-from .settings import Settings, get_settings
+from rag.index import store
+from rag.index.embedding import query_vector
+from rag.errors import IndexMissingError, InputError
+from rag.settings import Settings, get_settings
 
 Mode = Literal["hybrid", "bm25", "dense"]
 
@@ -85,7 +85,7 @@ class Retriever:
         import bm25s
         import Stemmer
 
-        from .indexing import fingerprint  # cheap: indexing imports llama_index lazily
+        from rag.index.build import fingerprint  # cheap: indexing imports llama_index lazily
 
         self.settings = settings
         act = store.require_active(settings)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from . import store
-from .settings import Settings, get_settings
+from rag.index import store
+from rag.settings import Settings, get_settings
 
 
 @dataclass
@@ -29,7 +29,7 @@ class IndexStatus:
 
 
 def index_status(settings: Settings | None = None) -> IndexStatus:
-    from .indexing import fingerprint
+    from rag.index.build import fingerprint
 
     settings = settings or get_settings()
     where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else str(settings.data_dir)

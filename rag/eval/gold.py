@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .corpus import Paper
-from .errors import InputError
+from rag.corpus.listing import Paper
+from rag.errors import InputError
 
 TYPES = ("fact", "which_paper", "multi", "metadata", "unanswerable", "followup")
 SPLITS = ("dev", "test")

@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import metrics as m
-from .answer import ask, resolve_query
-from .errors import RagError
-from .gold import GoldItem, load_gold, select_split
-from .retrieval import get_retriever
-from .settings import Settings
+from rag.eval import metrics as m
+from rag.answer.pipeline import ask, resolve_query
+from rag.errors import RagError
+from rag.eval.gold import GoldItem, load_gold, select_split
+from rag.query.retrieval import get_retriever
+from rag.settings import Settings
 
 MODES = ("bm25", "dense", "hybrid")
 BASELINE = Path("evals/baseline.json")
@@ -154,7 +154,7 @@ def evaluate(items: list[GoldItem], settings: Settings, backends: list[str], ans
 
 
 def main(args, settings: Settings) -> int:
-    from .report import write_reports
+    from rag.eval.report import write_reports
 
     items = select_split(load_gold(args.gold), args.split)
     backends = args.backend or ["extractive"]

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunking import count_tokens, split_sentences
-from .citations import content_stems, entities_in
-from .embedding import get_minilm, minilm_query
-from .retrieval import Hit
+from rag.index.chunking import count_tokens, split_sentences
+from rag.answer.citations import content_stems, entities_in
+from rag.index.embedding import get_minilm, minilm_query
+from rag.query.retrieval import Hit
 
 KEEP_WITHIN = 0.20  # a sentence this far below the best one is noise, not evidence
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
-from .errors import BackendUnavailable, InputError
-from .settings import Settings
+from rag.errors import BackendUnavailable, InputError
+from rag.settings import Settings
 
 BACKENDS = ("auto", "ollama", "llamacpp", "extractive")
 
@@ -47,27 +47,27 @@ def get_backend(name: str, settings: Settings, notes: list[str]) -> ChatBackend 
     if name == "extractive":
         return None
     if name == "ollama":
-        from .llm_ollama import OllamaBackend
+        from rag.llm.ollama import OllamaBackend
 
         return OllamaBackend.connect(settings)
     if name == "llamacpp":
-        from .llm_llamacpp import LlamaCppBackend
+        from rag.llm.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend.load(settings)
     return _auto(settings, notes)
 
 
 def _auto(settings: Settings, notes: list[str]) -> ChatBackend | None:
-    from .llm_ollama import probe
+    from rag.llm.ollama import probe
 
     problem = probe(settings)
     if problem is None:
-        from .llm_ollama import OllamaBackend
+        from rag.llm.ollama import OllamaBackend
 
         return OllamaBackend.connect(settings)
     notes.append(f"Ollama not used: {problem}")
     try:
-        from .llm_llamacpp import LlamaCppBackend
+        from rag.llm.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend.load(settings)
     except BackendUnavailable as e:

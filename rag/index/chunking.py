@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .corpus import Paper
+from rag.corpus.listing import Paper
 
 # A sentence ends at . ! ? followed by space and an upper-case letter, digit or bracket, except
 # after common abbreviations, which would otherwise split "e.g. GPT-4" into two sentences.

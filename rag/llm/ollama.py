@@ -15,10 +15,10 @@ import urllib.error
 import urllib.request
 from typing import Iterator
 
-from .chunking import count_tokens
-from .errors import BackendError, BackendUnavailable, ContextOverflow
-from .llm import Usage
-from .settings import Settings
+from rag.index.chunking import count_tokens
+from rag.errors import BackendError, BackendUnavailable, ContextOverflow
+from rag.llm.base import Usage
+from rag.settings import Settings
 
 PROBE_TIMEOUT = 2.0
 TRUNCATION_RATIO = 0.5  # Ollama counting under half of our estimate means it dropped part of the prompt

@@ -18,9 +18,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
-from .errors import BackendUnavailable
-from .llm import Usage
-from .settings import Settings
+from rag.errors import BackendUnavailable
+from rag.llm.base import Usage
+from rag.settings import Settings
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _load_lock = threading.Lock()

@@ -19,14 +19,14 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from . import evidence as ev
-from .answer_types import Answer, Citation, Sentence
-from .citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
-from .errors import InputError
-from .llm import ChatBackend, get_backend
-from .prompts import ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, SYSTEM, SYSTEM_SMALL, USER
-from .retrieval import Filters, Hit, search
-from .settings import Settings, get_settings
+from rag.query import evidence as ev
+from rag.answer.types import Answer, Citation, Sentence
+from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
+from rag.errors import InputError
+from rag.llm.base import ChatBackend, get_backend
+from rag.answer.prompts import ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, SYSTEM, SYSTEM_SMALL, USER
+from rag.query.retrieval import Filters, Hit, search
+from rag.settings import Settings, get_settings
 
 MAX_QUESTION_CHARS = 1000
 UNSUPPORTED_MARK = "[unsupported]"

@@ -1,0 +1,1 @@
+"""The answer pipeline, prompts, answer types, citations and the support check."""

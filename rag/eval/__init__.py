@@ -1,0 +1,1 @@
+"""Gold questions, metrics, the eval run and its reports."""

@@ -1,0 +1,1 @@
+"""Chunking, embedding, the Chroma store, building the index, what it holds."""

@@ -1,0 +1,1 @@
+"""Retrieval (hybrid BM25 + dense, filters) and evidence selection."""
