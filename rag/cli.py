@@ -189,6 +189,17 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    from rag.llm.setup import prepare
+
+    failed = False
+    for step in prepare(_settings(), verify=args.verify, probe=not args.no_probe):
+        mark = "ok" if step.ok else ("FAIL" if step.required else "warn")
+        print(f"  {mark:4} {step.what} ({step.seconds:.1f} s): {step.detail}", flush=True)
+        failed |= step.required and not step.ok
+    return 4 if failed else 0
+
+
 def cmd_eval(args) -> int:
     from rag.eval.run import main as eval_main
 
@@ -230,6 +241,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the index holds")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("models", help="assemble and verify the embedded models, then test the runtime")
+    p.add_argument("--verify", action="store_true", help="re-hash files already recorded as verified")
+    p.add_argument("--no-probe", action="store_true", help="skip the test generation in a child process")
+    p.set_defaults(fn=cmd_models)
     p = sub.add_parser("eval", help="run a gold question file and write reports")
     p.add_argument("--gold", default="evals/gold.jsonl")
     p.add_argument("--out", default="evals/reports")

