@@ -111,23 +111,25 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _print_sources(answer) -> None:
-    if answer.abstained:
-        return
-    print("\nSources:")
-    for c in answer.citations:
-        meta = " · ".join(x for x in (c.date_raw, c.org, f"{c.authors} authors" if c.authors else None) if x)
-        how = " (attributed by the checker)" if c.attributed else ""
-        print(f"  [{c.n}] {c.title}{' — ' + meta if meta else ''}{how}\n      “{c.evidence}”\n      files: {c.sources}")
-    if answer.removed_citations:
-        print(f"  removed citations to sources that do not exist: {answer.removed_citations}")
+def _print_sources(prep) -> None:
+    """Evidence first: the sources and their best sentence, as soon as retrieval is done."""
+    took = prep.timings.get("sources_s", 0.0)
+    print(f"Sources ({len(prep.sources)} found in {took:.2f} s):")
+    brief = prep.settings.backend == "extractive"  # the answer below quotes them anyway
+    for s in prep.sources:
+        m = s.hit.meta
+        meta = " · ".join(x for x in (m.get("date_raw"), m.get("org"), f"{m['authors']} authors"
+                                      if m.get("authors") else None) if x)
+        quote = "" if brief else f"\n      “{s.best_sentence}”"
+        print(f"  [{s.n}] {s.hit.title}{' — ' + meta if meta else ''}{quote}\n      files: {m.get('sources', '')}")
+    sys.stdout.flush()
 
 
 def _print_footer(answer, settings) -> None:
     t = answer.timings
     tokens = f"tokens {answer.prompt_tokens}→{answer.completion_tokens}, " if answer.prompt_tokens else ""
-    print(f"\n[{answer.backend} · {answer.model} · {tokens}first token {t.get('first_token_s', 0):.2f} s, "
-          f"total {t.get('total_s', 0):.2f} s]", file=sys.stderr)
+    print(f"\n[{answer.backend} · {answer.model} · {tokens}sources {t.get('sources_s', 0):.2f} s, "
+          f"first token {t.get('first_token_s', 0):.2f} s, total {t.get('total_s', 0):.2f} s]", file=sys.stderr)
     for note in answer.notes:
         print(f"  note: {note}", file=sys.stderr)
     if answer.backend != "ollama":
@@ -144,35 +146,39 @@ def cmd_ask(args) -> int:
         _print_json(_with_index(lambda: ask(args.question, **options)).to_dict())
         return 0
     answer = _with_index(lambda: _stream_to_terminal(ask_stream(args.question, **options)))
-    _print_sources(answer)
     _print_footer(answer, settings)
     return 0
 
 
 def _stream_to_terminal(events):
-    streamed = ""
+    """Sources first, then the model's draft as it streams, then the checked answer."""
+    prep, drafting = None, False
     for kind, payload in events:
-        if kind == "token":
-            streamed += payload
+        if kind == "prepared":
+            prep = payload
+            _print_sources(prep)
+        elif kind == "token" and prep is not None and prep.backend is not None:
+            if not drafting:
+                print(f"\nDraft ({prep.backend.model}, checked when it is done):")
+                drafting = True
             print(payload, end="", flush=True)
         elif kind == "answer":
-            if payload.text.strip() != streamed.strip():  # the checker changed something: show its verdicts
-                print("\n\nChecked answer (✓ backed by the cited abstract, ⚠ not):")
-                print(_checked_lines(payload))
-            else:
-                print()
+            _print_answer(payload, drafting)
             return payload
     raise RuntimeError("no answer")
 
 
-def _checked_lines(answer) -> str:
-    if answer.abstained:
-        return answer.text
-    lines = []
-    for s in answer.sentences:
-        marks = "".join(f"[{n}]" for n in s.cites)
-        lines.append(f"  ✓ {s.text} {marks}" if s.supported else f"  ⚠ {s.text} {marks} (unsupported: {s.reason})")
-    return "\n".join(lines)
+def _print_answer(answer, drafted: bool) -> None:
+    head = "Answer" if answer.abstained else "Answer (each line checked against the abstract it cites):"
+    print(("\n\n" if drafted else "\n") + head)
+    print(answer.text)
+    if answer.unverified:
+        print("\nNot backed by the cited abstracts, so set apart:")
+        for s in answer.unverified:
+            marks = "".join(f"[{n}]" for n in s.cites)
+            print(f"  ⚠ {s.text} {marks} ({s.reason})")
+    if answer.removed_citations:
+        print(f"  removed citations to sources that do not exist: {answer.removed_citations}")
 
 
 def cmd_status(args) -> int:

@@ -105,7 +105,8 @@ def prepare(question: str, *, history=None, backend: str | None = None, model: s
     hits = search(query, k=settings.top_k, filters=filters, settings=settings)
     shape = classify(question)
     papers = min(shape.papers, settings.sources_in_prompt)
-    sources = ev.select(question, hits, settings.ollama_evidence_tokens, papers, shape.within, PER_PAPER)
+    sources = ev.select(question, hits, settings.ollama_evidence_tokens, papers, shape.within, PER_PAPER,
+                        shape.score_ratio)
     prep = Prepared(question, query, hits, sources, shape, settings, [], started)
     prep.timings["sources_s"] = round(time.perf_counter() - started, 3)
     return prep

@@ -42,6 +42,7 @@ class Shape:
     papers: int  # most papers the answer may draw on
     within: float  # a further paper needs evidence this close to the best paper's
     quotes: int  # evidence sentences quoted per paper
+    score_ratio: float = 0.0  # … and a retrieval score at least this share of the top paper's
 
 
 SHAPES: dict[str, Shape] = {
