@@ -54,7 +54,8 @@ def answer_record(it: GoldItem, backend: str, settings: Settings) -> dict:
         return {**rec, "error": str(e)}
     gold = {t for t in it.gold_titles}
     cited_titles = [c.title for c in a.citations]
-    return {**rec, "answer": a.text, "abstained": a.abstained, "answerable": it.answerable,
+    return {**rec, "answer": a.text, "raw": a.raw_text, "notes": a.notes, "relevance": round(a.relevance, 3),
+            "abstained": a.abstained, "answerable": it.answerable,
             "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title} for c in a.citations],
             "ranked": [r["title"] for r in a.retrieved], "timings": a.timings,
             "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
