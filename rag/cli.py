@@ -91,11 +91,12 @@ def cmd_add(args) -> int:
     from rag.corpus.manage import add_files
 
     report = add_files(args.paths, _settings(), skip_bad=args.skip_bad)
+    if not args.json:
+        _print_added(report)
+        sys.stdout.flush()  # the per-file report before the index's progress
     indexed = _run_index() if report.changed and not args.no_index else None
     if args.json:
         _print_json({**report.to_dict(), "index": indexed.to_dict() if indexed else None})
-    else:
-        _print_added(report)
     return 2 if report.rejected else 0
 
 
