@@ -4,6 +4,7 @@ conflicts, and add -> index -> ask end to end on a small seed set (real MiniLM, 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -298,3 +299,27 @@ def test_tests_never_touch_the_projects_library():
     from rag.settings import Settings
 
     assert Settings().library_dir.resolve() != (ROOT / "library").resolve()
+
+
+# --- the page's rendering of where a paper came from -----------------------------------------------
+
+def test_source_card_links_only_well_formed_ids_and_escapes_them():
+    from rag.answer.types import Citation
+    from ui import render
+
+    c = Citation(1, "p1", "T", "e", arxiv_id="2403.01117", doi="10.5555/a<b>", url="javascript:alert(1)")
+    html = render._card_meta(c)
+    assert 'href="https://arxiv.org/abs/2403.01117"' in html and 'href="https://doi.org/10.5555/a&lt;b&gt;"' in html
+    assert "javascript:" not in html and "<b>" not in html
+    assert "href" not in render._card_meta(Citation(1, "p1", "T", "e", arxiv_id="../../evil"))
+
+
+def test_upload_report_names_files_not_temp_paths(small_settings, tmp_path):
+    from ui import render
+
+    upload = tmp_path / "gradio-tmp" / "latin1.csv"
+    upload.parent.mkdir()
+    shutil.copy(LIB / "latin1.csv", upload)
+    html = render.added_html(add_files([upload, LIB / "refs.bib"], small_settings))
+    assert "latin1.csv: rejected, nothing added" in html and "gradio-tmp" not in html
+    assert "refs.bib: added" in html and "2 new, 1 merged" in html and f"<li>{GLACIER}</li>" in html

@@ -249,18 +249,22 @@ def added_html(report, indexed=None) -> str:
 
 
 def _added_file(f) -> str:
-    name = esc(f.file.rsplit("/", 1)[-1])
+    name = f.file.rsplit("/", 1)[-1]
+
+    def short(text: str) -> str:  # an upload's temp path means nothing to the user: show the file name
+        return esc(text.replace(f.file, name))
+
     if f.status == "rejected":
-        head = f'<div class="rag-added-head rag-rejected">✗ {name}: rejected, nothing added</div>' \
-               f'<div>{_code_spans(esc(f.reason))}</div>'
+        head = f'<div class="rag-added-head rag-rejected">✗ {esc(name)}: rejected, nothing added</div>' \
+               f'<div>{_code_spans(short(f.reason))}</div>'
     elif f.status == "unchanged":
-        head = f'<div class="rag-added-head">= {name}: {esc(f.reason)}</div>'
+        head = f'<div class="rag-added-head">= {esc(name)}: {short(f.reason)}</div>'
     else:
-        head = (f'<div class="rag-added-head rag-accepted">✓ {name}: {esc(f.status)} — {f.papers} papers, '
+        head = (f'<div class="rag-added-head rag-accepted">✓ {esc(name)}: {esc(f.status)} — {f.papers} papers, '
                 f'{len(f.new)} new, {len(f.merged)} merged with papers already known</div>')
     titles = "".join(f"<li>{esc(t)}</li>" for t in f.new)
     lists = [("conflict", f.conflicts), ("bad entry", f.bad), ("note", f.notes)]
-    extra = "".join(f'<li class="rag-added-{label.split()[0]}">{label}: {esc(x)}</li>' for label, xs in lists for x in xs)
+    extra = "".join(f'<li class="rag-added-{label.split()[0]}">{label}: {short(x)}</li>' for label, xs in lists for x in xs)
     body = f'<ul class="rag-added-list">{titles}{extra}</ul>' if titles or extra else ""
     return f'<div class="rag-added-file">{head}{body}</div>'
 
