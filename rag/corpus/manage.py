@@ -72,7 +72,9 @@ def _check(path: Path, skip_bad: bool, taken: dict[str, str], stored: dict[str, 
         return _Checked(res, name)
     res.papers, res.bad, res.notes = len(parsed.papers), [str(b) for b in parsed.bad], parsed.notes
     out, digest = _Checked(res, name, data, parsed), _sha(data)
-    if digest in stored:
+    if name.startswith("."):
+        res.reason = "a file name starting with '.' is hidden in the library; rename the file"
+    elif digest in stored:
         res.status, res.stored_as = "unchanged", library.source_name(stored[digest])
         res.reason = f"already in the library as {res.stored_as}; nothing changed"
     elif name in taken and taken[name] != digest:
