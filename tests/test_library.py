@@ -194,6 +194,7 @@ def test_duplicates_across_files_are_merged_and_counted(small_settings):
     assert atom.merged == [GLACIER] and not bib.conflicts and not atom.conflicts
     glacier = next(p for p in library.load_all(small_settings) if p.title == GLACIER)
     assert glacier.sources == ("library/arxiv.xml", "library/refs.bib")
+    assert glacier.date == "2024-03-02" and glacier.authors == 3  # the Atom's full date, the .bib's three authors
 
 
 def test_a_conflicting_abstract_is_reported_not_resolved(small_settings, capsys, monkeypatch):

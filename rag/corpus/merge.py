@@ -86,6 +86,9 @@ def merge_group(occurrences: list[Paper]) -> Paper:
     best = ranked[0]
     filled = {f: next((getattr(p, f) for p in ranked if getattr(p, f) not in (None, ())), getattr(best, f))
               for f in _FILLED}
+    names = max((p.author_names for p in ranked), key=len)  # the fullest author list, wherever it is
+    if names and not (best.in_seeds and best.authors):  # a listing's own "• N authors" stays
+        filled.update(author_names=names, authors=len(names))
     sources = tuple(sorted({s for p in occurrences for s in p.sources}))
     conflicts, seen = list(best.conflicts), set()
     for p in ranked[1:]:
