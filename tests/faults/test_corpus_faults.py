@@ -13,7 +13,7 @@ import pytest
 from rag.corpus.listing import load_corpus, parse_file
 from rag.errors import CorpusError
 
-from conftest import SEEDS
+from conftest import DATA, SEEDS
 
 SMALL = "000_b4c6e2471aaaaf82.txt"
 ABSTRACT = "We study a thing in careful detail and report what we find about it. " * 5
@@ -121,3 +121,14 @@ def test_adding_a_missing_or_binary_file_rejects_it_with_the_reason(seeds, tmp_p
     assert code == 2 and "Traceback" not in err
     assert "nope.bib: REJECTED" in out and "no such file" in out
     assert "scan.csv: REJECTED" in out and "not UTF-8" in out
+
+
+def test_atom_with_external_or_exploding_entities_is_rejected_and_reads_nothing(tmp_path):
+    """XXE (`SYSTEM "file:///etc/passwd"`) and a billion-laughs chain: never expanded, one error."""
+    from rag.corpus import formats
+
+    f = DATA / "library" / "entities.atom"
+    with pytest.raises(CorpusError) as e:
+        formats.parse_path(f, "library/entities.atom", f.name)
+    assert str(e.value).startswith("entities.atom:") and "not well-formed XML" in str(e.value)
+    assert "root:" not in str(e.value)
