@@ -324,3 +324,8 @@ def test_upload_report_names_files_not_temp_paths(small_settings, tmp_path):
     html = render.added_html(add_files([upload, LIB / "refs.bib"], small_settings))
     assert "latin1.csv: rejected, nothing added" in html and "gradio-tmp" not in html
     assert "refs.bib: added" in html and "2 new, 1 merged" in html and f"<li>{GLACIER}</li>" in html
+
+
+def test_the_same_file_twice_in_one_batch_is_added_once(small_settings):
+    report = add_files([LIB / "papers.csv", LIB / "papers.csv"], small_settings)
+    assert [f.status for f in report.files] == ["added", "unchanged"] and report.files[0].merged == []

@@ -14,7 +14,7 @@ from rag.corpus import formats, library
 from rag.corpus.fields import EntryProblem, arxiv_id, doi
 from rag.corpus.merge import merge_papers
 from rag.corpus.paper import Paper, title_key
-from rag.corpus.reading import BadEntry, Parsed
+from rag.corpus.reading import Parsed, read_bytes
 from rag.errors import CorpusError, InputError
 
 
@@ -77,7 +77,9 @@ def _check(path: Path, skip_bad: bool, taken: dict[str, str], stored: dict[str, 
     elif digest in stored:
         res.status, res.stored_as = "unchanged", library.source_name(stored[digest])
         res.reason = f"already in the library as {res.stored_as}; nothing changed"
-    elif name in taken and taken[name] != digest:
+    elif name in taken and taken[name] == digest:
+        res.status, res.reason = "unchanged", "the same file is listed twice; added once"
+    elif name in taken:
         res.reason = f"another file named {name} is in this batch; rename one of them"
     elif parsed.bad and not skip_bad:
         n = len(parsed.bad)
@@ -126,15 +128,19 @@ def _restore(files: list[_Checked], settings) -> None:
 def add_files(paths: list[str | Path], settings, *, skip_bad: bool = False) -> AddReport:
     """Check every file, then copy the accepted ones into the library. Does not re-index."""
     lib = library.library_dir(settings)
-    stored = {_sha(f.read_bytes()): f.name for f in library.library_files(settings)}
+    stored = {_sha(read_bytes(f, library.source_name(f.name))): f.name for f in library.library_files(settings)}
     taken: dict[str, str] = {}
     checked = [_check(Path(p), skip_bad, taken, stored) for p in paths]
     cands = [c for c in checked if c.copy]
     if cands:
         _report_merge(cands, settings)
-    for c in cands:
+    for c in cands:  # each file whole or not at all; a failure leaves the earlier ones added
         existed = (lib / c.name).exists()
-        library.write_atomic(lib / c.name, c.data)
+        try:
+            library.write_atomic(lib / c.name, c.data)
+        except OSError as e:
+            raise CorpusError(str(lib), 0, f"cannot write {c.name} into the library ({e.strerror or e}); make "
+                              "RAG_LIBRARY_DIR a writable folder") from None
         c.result.status, c.result.stored_as = ("replaced" if existed else "added"), library.source_name(c.name)
     _restore([c for c in checked if c.result.status != "rejected"], settings)
     return AddReport([c.result for c in checked])

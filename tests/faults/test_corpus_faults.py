@@ -132,3 +132,13 @@ def test_atom_with_external_or_exploding_entities_is_rejected_and_reads_nothing(
         formats.parse_path(f, "library/entities.atom", f.name)
     assert str(e.value).startswith("entities.atom:") and "not well-formed XML" in str(e.value)
     assert "root:" not in str(e.value)
+
+
+def test_a_library_dir_that_is_a_file_is_one_line_and_nothing_is_half_added(seeds, tmp_path, monkeypatch, capsys):
+    not_a_dir = tmp_path / "library"
+    not_a_dir.write_text("I am a file")
+    monkeypatch.setenv("RAG_LIBRARY_DIR", str(not_a_dir))
+    code, _, err = _cli(monkeypatch, capsys, seeds, "add", "--no-index", str(DATA / "library" / "papers.csv"))
+    line = _one_error_line(err)
+    assert code == 2 and str(not_a_dir) in line and "RAG_LIBRARY_DIR" in line
+    assert not_a_dir.read_text() == "I am a file" and not list(tmp_path.glob(".tmp-*"))
