@@ -55,9 +55,12 @@ def _print_json(obj) -> None:
 
 
 def cmd_papers(args) -> int:
-    from rag.corpus.listing import load_corpus
+    from rag.corpus.library import load_report, select
 
-    papers = load_corpus(_settings().seed_dir)
+    corpus = load_report(_settings())
+    papers = select(corpus.papers, args.source) if args.source else corpus.papers
+    for line in corpus.conflicts + [str(b) + " (left out)" for b in corpus.bad]:
+        print(f"warning: {line}", file=sys.stderr)
     if args.json:
         _print_json([p.to_dict() for p in papers])
         return 0
@@ -65,6 +68,47 @@ def cmd_papers(args) -> int:
         who = p.org or (f"{p.authors} authors" if p.authors else "")
         print(f"{p.paper_id}  {p.date or p.date_raw or '':12}  {who[:22]:22}  {len(p.sources)}×  {p.title}")
     print(f"{len(papers)} unique papers from {len({s for p in papers for s in p.sources})} files", file=sys.stderr)
+    return 0
+
+
+def _print_added(report) -> None:
+    for f in report.files:
+        if f.status == "rejected":
+            print(f"{f.file}: REJECTED, nothing added — {f.reason}")
+        elif f.status == "unchanged":
+            print(f"{f.file}: {f.reason}" + (f"; restored {len(f.restored)} removed papers" if f.restored else ""))
+        else:
+            print(f"{f.file}: {f.status} as {f.stored_as} — {f.papers} papers: {len(f.new)} new, "
+                  f"{len(f.merged)} duplicates merged with papers already known"
+                  + (f", {len(f.restored)} restored" if f.restored else "")
+                  + (f", {len(f.bad)} bad entries left out (--skip-bad)" if f.bad else ""))
+        for label, lines in (("conflict", f.conflicts), ("bad entry", f.bad), ("note", f.notes)):
+            for line in lines:
+                print(f"  {label}: {line}")
+
+
+def cmd_add(args) -> int:
+    from rag.corpus.manage import add_files
+
+    report = add_files(args.paths, _settings(), skip_bad=args.skip_bad)
+    if not args.json:
+        _print_added(report)
+        sys.stdout.flush()  # the per-file report before the index's progress
+    indexed = _run_index() if report.changed and not args.no_index else None
+    if args.json:
+        _print_json({**report.to_dict(), "index": indexed.to_dict() if indexed else None})
+    return 2 if report.rejected else 0
+
+
+def cmd_remove(args) -> int:
+    from rag.corpus.manage import remove_paper
+
+    result = remove_paper(args.id, _settings())
+    print(f"removed {result.title!r} ({result.paper_id}), listed in {', '.join(result.files)}")
+    for f in result.deleted:
+        print(f"  deleted {f}: none of its papers is left")
+    if not args.no_index:
+        _run_index()
     return 0
 
 
@@ -119,8 +163,20 @@ def _print_sources(answer) -> None:
         meta = " · ".join(x for x in (c.date_raw, c.org, f"{c.authors} authors" if c.authors else None) if x)
         how = " (attributed by the checker)" if c.attributed else ""
         print(f"  [{c.n}] {c.title}{' — ' + meta if meta else ''}{how}\n      “{c.evidence}”\n      files: {c.sources}")
+        links = _links(c)
+        if links:
+            print(f"      {links}")
     if answer.removed_citations:
         print(f"  removed citations to sources that do not exist: {answer.removed_citations}")
+
+
+def _links(c) -> str:
+    """arXiv / DOI / URL of a cited paper when its source file gave them."""
+    arxiv, doi, url = c.arxiv_id, c.doi, c.url
+    parts = [f"arXiv:{arxiv} https://arxiv.org/abs/{arxiv}" if arxiv else None,
+             f"doi:{doi} https://doi.org/{doi}" if doi else None,
+             url if url and not (arxiv and "arxiv.org" in url) else None]
+    return " · ".join(p for p in parts if p)
 
 
 def _print_footer(answer, settings) -> None:
@@ -205,8 +261,22 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m rag", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("papers", help="list every unique paper")
+    p.add_argument("--source", metavar="seeds|library|FILE", help="only papers from the seed pages, the "
+                   "library, or one file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_papers)
+    p = sub.add_parser("add", help="add your own papers (.bib .xml/.atom .jsonl .csv .txt) to the library, "
+                       "then re-index")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--skip-bad", action="store_true", help="add a file without its bad entries "
+                   "(default: a file with any bad entry is rejected whole)")
+    p.add_argument("--no-index", action="store_true", help="only copy into the library; index later")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_add)
+    p = sub.add_parser("remove", help="remove a paper you added (by paper id, arXiv id or DOI), then re-index")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--no-index", action="store_true", help="only update the library; index later")
+    p.set_defaults(fn=cmd_remove)
     p = sub.add_parser("index", help="build or update the index")
     p.add_argument("--rebuild", action="store_true", help="build a fresh collection, then switch to it")
     p.add_argument("--json", action="store_true")

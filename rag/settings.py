@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     ui_host: str = Field("127.0.0.1", description="Gradio bind address (never a public share link).")
     ui_port: int = Field(7860, description="Gradio port.")
 
+    # corpus: the user's own papers (rag.corpus.library)
+    library_dir: Path = Field(Path("library"), description="Folder holding copies of the files added with "
+                              "`python -m rag add` (BibTeX, arXiv Atom, JSONL, CSV, listing pages); indexed with the seeds.")
+
     @field_validator("ollama_host")
     @classmethod
     def _url(cls, v: str) -> str:

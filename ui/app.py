@@ -20,6 +20,8 @@ import re
 import gradio as gr
 
 from rag.answer.pipeline import ask_stream
+from rag.corpus.formats import ACCEPTED
+from rag.corpus.manage import add_files
 from rag.errors import InputError, RagError
 from rag.index.build import build_index
 from rag.query.retrieval import Filters, get_retriever
@@ -160,6 +162,24 @@ class ChatPage:
             return self.status(), self._report(err, "Re-index failed")
         return self.status(), render.report_html(report)
 
+    def add_papers(self, files, skip_bad, progress=gr.Progress()):
+        """Upload: the same library `add` as the CLI, then an incremental re-index; returns
+        (status html, report html) saying per file what was added or rejected and why."""
+        paths = [getattr(f, "name", f) for f in (files or [])]
+        if not paths:
+            return self.status(), render.error_html(InputError("no file chosen; pick .bib, .xml, .atom, .jsonl, "
+                                                               ".csv or .txt files first"))
+        try:
+            progress(0, desc="checking the files")
+            report = add_files(paths, self.settings, skip_bad=bool(skip_bad))
+            indexed = None
+            if report.changed:
+                progress(0, desc="indexing the new papers")
+                indexed = build_index(self.settings, progress=lambda d, t: progress((d, t), desc="embedding chunks"))
+        except Exception as err:  # noqa: BLE001 - shown on the page, which keeps working
+            return self.status(), self._report(err, "Adding papers failed")
+        return self.status(), render.added_html(report, indexed)
+
     def organisations(self) -> list[str]:
         """Organisations in the index, for the filter's suggestions (empty until there is one)."""
         try:
@@ -185,11 +205,13 @@ class ChatPage:
                 with gr.Column(scale=1, min_width=300):
                     options = self._settings_panel()
                     status, rebuild, reindex, report = self._index_panel()
+                    upload, skip_bad, add, added = self._library_panel()
             gr.on([box.submit, send.click], self.respond, [box, chat, session, *options], [chat, session, box],
                   concurrency_id=QUEUE_SLOT, show_progress="hidden").then(None, None, None, js=SHOW_ANSWER_JS)
             clear.click(lambda: ([], new_session(), ""), None, [chat, session, box], queue=False)
             chat.clear(new_session, None, session, queue=False)  # the Chatbot's own trash button
             reindex.click(self.reindex, [rebuild], [status, report], concurrency_id=QUEUE_SLOT)
+            add.click(self.add_papers, [upload, skip_bad], [status, added], concurrency_id=QUEUE_SLOT)
             demo.load(self.status, None, status, queue=False)
         demo.queue(default_concurrency_limit=1)
         return demo
@@ -228,6 +250,17 @@ class ChatPage:
             reindex = gr.Button("Re-index", size="sm", elem_id="rag-reindex")
             report = gr.HTML("")
         return status, rebuild, reindex, report
+
+
+    def _library_panel(self):
+        with gr.Accordion("Add your papers", open=False, elem_id="rag-library"):
+            upload = gr.File(label="BibTeX, arXiv Atom XML, JSON Lines, CSV (title + abstract) or listing pages",
+                             file_count="multiple", file_types=list(ACCEPTED), type="filepath", elem_id="rag-upload")
+            skip_bad = gr.Checkbox(False, label="Leave out bad entries (otherwise a file with any is rejected whole)",
+                                   elem_id="rag-skip-bad")
+            add = gr.Button("Add to library and index", size="sm", elem_id="rag-add")
+            added = gr.HTML("", elem_id="rag-added")
+        return upload, skip_bad, add, added
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:

@@ -238,7 +238,8 @@ def _citation(source: ev.Source, sentences: list[Sentence]) -> Citation:
     evidence = best if not said or best in said else best_evidence_sentence(source.hit.abstract, said)
     return Citation(source.n, source.hit.paper_id, source.hit.title, evidence,
                     source.hit.abstract, m.get("org"), m.get("date"), m.get("date_raw"), m.get("authors"),
-                    m.get("upvotes"), m.get("sources", ""), all(s.attributed for s in sentences))
+                    m.get("upvotes"), m.get("sources", ""), all(s.attributed for s in sentences),
+                    arxiv_id=m.get("arxiv_id"), doi=m.get("doi"), url=m.get("url"))
 
 
 def _retrieved(prep: Prepared) -> list[dict]:
