@@ -51,9 +51,9 @@ def _fetch(url: str, body: dict | None = None):
         return None
 
 
-# Everything urllib can raise for a host that is down, slow, or not speaking HTTP at all
-# (http.client.InvalidURL and BadStatusLine are HTTPExceptions, not OSErrors).
-_UNREACHABLE = (urllib.error.URLError, OSError, ValueError, http.client.HTTPException)
+# Everything urllib can raise for a host that is down or slow. A server that answers but not in
+# HTTP raises http.client.HTTPException (BadStatusLine…), which is not an OSError.
+_UNREACHABLE = (urllib.error.URLError, OSError, ValueError)
 
 
 def probe(settings: Settings) -> str | None:
@@ -65,6 +65,8 @@ def probe(settings: Settings) -> str | None:
         version = _fetch(f"{host}/api/version")
     except urllib.error.HTTPError as e:
         return _not_ollama(host, f"HTTP {e.code} on /api/version")
+    except http.client.HTTPException as e:
+        return _not_ollama(host, f"it does not answer in HTTP: {type(e).__name__}")
     except _UNREACHABLE as e:
         return _not_reachable(host, getattr(e, "reason", e))
     if not isinstance(version, dict) or not isinstance(version.get("version"), str):
@@ -73,6 +75,8 @@ def probe(settings: Settings) -> str | None:
         shown = _fetch(f"{host}/api/show", {"model": model})
     except urllib.error.HTTPError as e:
         return _not_pulled(model, host) if e.code == 404 else f"Ollama at {host} answered HTTP {e.code} to /api/show"
+    except http.client.HTTPException as e:
+        return _not_ollama(host, f"it does not answer in HTTP: {type(e).__name__}")
     except _UNREACHABLE as e:
         return _not_reachable(host, getattr(e, "reason", e))
     if not isinstance(shown, dict) or not {"details", "model_info", "modelfile", "template"} & set(shown):
