@@ -65,17 +65,20 @@ class MiniLM:
         # pieces: the current question sits at the end of a follow-up's retrieval text.
         self._query_tok = Tokenizer.from_str(self._tok.to_str())
         self._query_tok.enable_truncation(MAX_WORD_PIECES, direction="left")
+        self._cut_tok = Tokenizer.from_str(self._tok.to_str())  # query-time passages: keep their start
+        self._cut_tok.enable_truncation(MAX_WORD_PIECES)
         self._lock = threading.Lock()
         self.texts_embedded = 0  # tests and benchmarks read this to prove nothing was re-embedded
 
     def word_pieces(self, text: str) -> int:
         return len(self._tok.encode(text).ids)
 
-    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """One row per text. Raises TooLongError instead of truncating an over-long text."""
+    def embed(self, texts: list[str], batch_size: int = 32, truncate: bool = False) -> np.ndarray:
+        """One row per text. Raises TooLongError instead of truncating an over-long text, unless
+        `truncate` (query time: scoring an abstract's sentences must not fail on a run-on one)."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        encs = self._tok.encode_batch(list(texts))
+        encs = (self._cut_tok if truncate else self._tok).encode_batch(list(texts))
         for text, enc in zip(texts, encs):
             if len(enc.ids) > MAX_WORD_PIECES:
                 raise TooLongError(f"{len(enc.ids)} word pieces > {MAX_WORD_PIECES} in {text[:60]!r}…; "

@@ -45,7 +45,10 @@ def _connect(settings: Settings):
     if settings.chroma_host:
         store_health.preflight(settings)  # chromadb's client has no timeout: a silent server would hang it
         try:
-            cl = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+            cl = store_health.within_timeout(lambda: chromadb.HttpClient(
+                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings), settings)
+        except StoreError:
+            raise
         except Exception as e:  # chromadb raises ValueError / httpx errors depending on version
             raise store_health.explain(e, settings) from None
         store_health.bound_requests(cl, settings)
@@ -55,6 +58,7 @@ def _connect(settings: Settings):
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise store_health.explain_os(e, settings, path) from None
+    store_health.precheck(settings, path)  # a damaged file is reported before chromadb writes to it
     try:
         with store_health.quiet_panics():
             return chromadb.PersistentClient(path=str(path), settings=chroma_settings)

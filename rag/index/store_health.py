@@ -18,6 +18,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -129,6 +130,28 @@ def preflight(settings: Settings) -> None:
                          "other than Chroma's JSON; fix RAG_CHROMA_HOST/RAG_CHROMA_PORT")
 
 
+def within_timeout(make, settings: Settings):
+    """`make()` (chromadb.HttpClient: it makes requests while it is built, before any timeout can
+    be set) in a daemon thread; a server that answered the heartbeat but hangs now is a StoreError
+    after RAG_CHROMA_TIMEOUT instead of a hang. The abandoned thread dies with the process."""
+    result: dict = {}
+
+    def target():
+        try:
+            result["client"] = make()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            result["error"] = e
+
+    thread = threading.Thread(target=target, name="chroma-connect", daemon=True)
+    thread.start()
+    thread.join(settings.chroma_timeout)
+    if thread.is_alive():
+        raise _explain_server(TimeoutError(), settings)
+    if "error" in result:
+        raise result["error"]
+    return result["client"]
+
+
 def bound_requests(cl, settings: Settings) -> None:
     """chromadb's HTTP client is built with `httpx.Client(timeout=None)` and no option to change it:
     set the timeout on its session (a private attribute, hence the guard)."""
@@ -176,6 +199,29 @@ def forget_system(path: Path) -> None:
             system.stop()
     except Exception:  # noqa: BLE001 - best effort: a half-started system may fail to stop
         pass
+
+
+# The small system tables chromadb reads while it opens a store (it writes to the file, too).
+_SYSTEM_TABLES = ("migrations", "tenants", "databases", "collections", "collection_metadata", "segments",
+                  "segment_metadata", "max_seq_id")
+
+
+def precheck(settings: Settings, path: Path) -> None:
+    """Read the store's system tables read-only (~1 ms) before chromadb opens it: chromadb writes
+    to the file while opening, then panics on a damaged page, so a damaged store would be changed
+    by merely being looked at. Only damage is raised here; other trouble (permissions, a missing
+    table of another Chroma version) is left to chromadb and `explain`."""
+    db = path / "chroma.sqlite3"
+    if not db.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            for table in _SYSTEM_TABLES:
+                with contextlib.suppress(sqlite3.OperationalError):  # e.g. no such table
+                    con.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    except sqlite3.DatabaseError as e:
+        if _CORRUPT_TEXT.search(str(e)):
+            raise explain(e, settings) from None
 
 
 def _deep_check(cl, path: Path) -> None:

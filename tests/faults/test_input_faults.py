@@ -16,7 +16,8 @@ from faultkit import EXIT, QUESTION, ROOT, assert_error, built, cli_env, run, st
 
 from ollama_fake import FakeOllama
 
-LONG = "GRPO? " * 160  # 960 characters, ~480 MiniLM word pieces: under the length cap, over the window
+LONG = "GRPO? " * 160  # the reported case: 960 characters, ~480 word pieces (under the cap, over the window)
+PADDING = "GRPO? " * 150  # 900 characters: leaves room for a real question within the 1000-character cap
 
 
 def _search_titles(proc) -> list[str]:
@@ -26,7 +27,7 @@ def _search_titles(proc) -> list[str]:
 # --- questions longer than the embedder's window are answered, not refused -----------------------
 
 def test_search_with_a_question_over_the_embedder_window(built):
-    proc = run(["search", LONG + QUESTION, "-k", "3"], cli_env(built.data_dir, built.seed_dir))
+    proc = run(["search", PADDING + QUESTION, "-k", "3"], cli_env(built.data_dir, built.seed_dir))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert len(_search_titles(proc)) == 3
     still_answers(built)
@@ -40,7 +41,7 @@ def test_ask_with_a_question_over_the_embedder_window(built):
 
 
 def test_follow_up_with_a_long_history(built):
-    proc = run(["ask", "How were they graded?", "--history", LONG + QUESTION, "--backend", "extractive", "--json"],
+    proc = run(["ask", "How were they graded?", "--history", PADDING + QUESTION, "--backend", "extractive", "--json"],
                cli_env(built.data_dir, built.seed_dir))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "How were they graded?" in proc.stdout
@@ -166,3 +167,30 @@ def test_api_search_rejects_undecodable_text(built):
     with pytest.raises(rag.InputError, match="not valid Unicode"):
         rag.search("caf\udce9 models", settings=built)
     still_answers(built)
+
+
+def test_an_abstract_with_a_run_on_sentence_longer_than_the_window(tmp_path):
+    """Evidence scoring embeds every abstract sentence at question time; one over 256 word pieces
+    (a user's own paper, punctuated with commas) must not crash `ask` with a chunk-size error."""
+    import rag
+    from faultkit import EXPECTED, copy_small_seeds
+    from rag.index.build import build_index
+    from rag.settings import Settings
+
+    seeds = copy_small_seeds(tmp_path / "seeds")
+    page = seeds / "001_e9ec3acac07436bd.txt"
+    lines = page.read_text().splitlines()
+    at = lines.index(EXPECTED) + 2
+    words = "handwritten exam grading with multimodal models and rubric checks across many courses"
+    lines[at] = lines[at].rstrip(".") + ", " + ", ".join([words] * 30) + "."
+    page.write_text("\n".join(lines) + "\n")
+    settings = Settings(data_dir=tmp_path / "data", seed_dir=seeds, ollama_host="http://127.0.0.1:9")
+    build_index(settings)
+    from rag.index.chunking import split_sentences
+    from rag.index.embedding import MAX_WORD_PIECES, get_minilm
+
+    longest = max(get_minilm().word_pieces(s) for s in split_sentences(lines[at]))
+    assert longest > MAX_WORD_PIECES  # the fault is really there
+    answer = rag.ask(QUESTION, backend="extractive", settings=settings)
+    assert answer.retrieved[0]["title"] == EXPECTED
+    still_answers(settings)

@@ -97,7 +97,7 @@ def test_rebuild_recovers_and_keeps_the_broken_store(built, copy_of, how):
     assert (aside[0] / "chroma.sqlite3").read_bytes() == damaged  # kept byte for byte
     still_answers(built.with_overrides(data_dir=copy_of))
     proc = run(["index", "--rebuild"], cli_env(copy_of, built.seed_dir))  # a healthy store is not moved
-    assert proc.returncode == 0 and "moved" not in proc.stderr
+    assert proc.returncode == 0 and "moved it to" not in proc.stderr
     assert len([p for p in copy_of.iterdir() if p.name.startswith("chroma.broken-")]) == 1
 
 
@@ -246,4 +246,40 @@ def test_chroma_host_that_is_a_plain_web_server(built, tmp_path):
         server.shutdown()
         server.server_close()
     assert_error(proc, EXIT["store"], "is not a Chroma 1.x server", "HTTP 404")
+    still_answers(built)
+
+
+def test_chroma_server_that_answers_the_heartbeat_then_hangs(built, tmp_path):
+    """chromadb's client makes requests while it is built, with no timeout: bounded too."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+
+    class HeartbeatOnly(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/api/v2/heartbeat":
+                release.wait(120)  # hangs like a wedged server
+                return
+            body = b'{"nanosecond heartbeat": 1}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HeartbeatOnly)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        proc = run(["search", QUESTION], cli_env(tmp_path, built.seed_dir, RAG_CHROMA_HOST="127.0.0.1",
+                                                 RAG_CHROMA_PORT=str(server.server_address[1]),
+                                                 RAG_CHROMA_TIMEOUT="2"), timeout=120)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    assert_error(proc, EXIT["store"], "did not answer within 2 s")
     still_answers(built)
