@@ -329,8 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return _stdout_gone()
-    except Exception as e:  # noqa: BLE001 - the CLI edge: one line, never a traceback by default
-        mapped = _store_failure(e)
+    except BaseException as e:  # noqa: BLE001 - the CLI edge: one line, never a traceback by default
+        if isinstance(e, (SystemExit, GeneratorExit)):  # argparse's usage errors exit 2 on their own
+            raise
+        mapped = _store_failure(e)  # also chromadb's Rust panics, which are not Exceptions
         if mapped is not None:
             _say(str(mapped))
             return mapped.exit_code
@@ -338,5 +340,6 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        _say(f"unexpected {type(e).__name__}: {e} — this is a bug; rerun with --debug for the traceback")
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        _say(f"unexpected {type(e).__name__}: {first} — this is a bug; rerun with --debug for the traceback")
         return 1
