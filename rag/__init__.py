@@ -36,6 +36,7 @@ _EXPORTS = {
     "CorpusError": "rag.errors",
     "IndexMissingError": "rag.errors",
     "StoreError": "rag.errors",
+    "StoreCorrupted": "rag.errors",
     "SettingsError": "rag.errors",
     "BackendError": "rag.errors",
     "BackendUnavailable": "rag.errors",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 
-from rag.errors import (BackendError, IndexMissingError, InputError, SettingsError, StoreError)
+from rag.errors import (BackendError, IndexMissingError, InputError, SettingsError, StoreCorrupted, StoreError)
 from rag.answer.prompts import ABSTAIN_TEXT
 
 
@@ -269,10 +269,16 @@ def _added_file(f) -> str:
     return f'<div class="rag-added-file">{head}{body}</div>'
 
 
+def note_html(note: str) -> str:
+    """A line of what a re-index did besides indexing (e.g. where a broken store was moved)."""
+    return f'<div class="rag-report">Note: {esc(note)}</div>'
+
+
 _PAGE_HINTS = {
     BackendError: "On this page: choose another <b>Backend</b> in Answer settings "
                   "(Embedded llama.cpp or Extractive work offline).",
     IndexMissingError: "On this page: press <b>Re-index</b> in the Index panel.",
+    StoreCorrupted: "On this page: tick <b>Rebuild from scratch</b> and press <b>Re-index</b>.",
 }
 
 

@@ -22,13 +22,12 @@ from typing import Iterator
 from rag.query import evidence as ev
 from rag.answer.types import Answer, Citation, Sentence
 from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
-from rag.errors import InputError
 from rag.llm.base import ChatBackend, get_backend
 from rag.answer.prompts import ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, SYSTEM, SYSTEM_SMALL, USER
+from rag.query.questions import MAX_QUESTION_CHARS, check_history as _check_history, check_question as _check_question
 from rag.query.retrieval import Filters, Hit, search
 from rag.settings import Settings, get_settings
 
-MAX_QUESTION_CHARS = 1000
 UNSUPPORTED_MARK = "[unsupported]"
 EXTRACTIVE_SENTENCES = 3
 NEW_SOURCE_WITHIN = 0.1  # tuned on the dev split: citation precision vs key-fact recall
@@ -67,18 +66,10 @@ def resolve_query(question: str, history: list | None) -> str:
     return question
 
 
-def _check_question(question) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InputError("the question is empty; type a question about the papers")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InputError(f"the question is {len(question)} characters; keep it under {MAX_QUESTION_CHARS}")
-    return question.strip()
-
-
 def prepare(question: str, *, history=None, backend: str | None = None, model: str | None = None,
             k: int | None = None, filters: Filters | None = None, settings: Settings | None = None) -> Prepared:
     started = time.perf_counter()
-    question = _check_question(question)
+    question, history = _check_question(question), _check_history(history)
     settings = _settings_for(settings or get_settings(), backend, model, k)
     notes: list[str] = []
     llm = get_backend(settings.backend, settings, notes)
