@@ -17,7 +17,7 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install index ask search papers status ui test test-fast eval bench chroma clean system-build system-browser
+.PHONY: help install index ask search papers add remove status ui test test-fast eval bench chroma clean system-build system-browser
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,14 @@ search: install ## rank papers: make search Q="..."
 
 papers: install ## list every unique paper
 	$(BIN)/python -m rag papers
+
+add: install ## add your own papers, then re-index: make add FILE=refs.bib (or FILE="a.bib b.xml c.csv")
+	@[ -n "$(FILE)" ] || { echo 'usage: make add FILE=refs.bib  (.bib .xml .atom .jsonl .csv .txt; several: FILE="a.bib b.csv")'; exit 2; }
+	$(BIN)/python -m rag add $(FILE) $(if $(SKIP_BAD),--skip-bad)
+
+remove: install ## remove a paper you added: make remove ID=<paper id | arXiv id | DOI>
+	@[ -n "$(ID)" ] || { echo 'usage: make remove ID=2403.01117'; exit 2; }
+	$(BIN)/python -m rag remove "$(ID)"
 
 status: install ## what the index holds
 	$(BIN)/python -m rag status

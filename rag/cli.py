@@ -1,7 +1,13 @@
 """`python -m rag …`: a thin shell over the library. Errors become one red line and an exit code.
 
-Exit codes: 0 ok, 1 unexpected failure, 2 bad input or settings, 3 index or store problem,
-4 answering backend unavailable.
+Exit codes (every command):
+  0    ok
+  1    unexpected failure (a bug: one line; `--debug` shows the traceback)
+  2    bad input or settings (a question, an option, a RAG_* variable; argparse usage errors too)
+  3    index or store problem (no index, a corrupted or read-only store, an unreachable Chroma server)
+  4    answering backend unavailable or failed (Ollama, the embedded model)
+  130  interrupted (Ctrl-C)
+  141  the reader of our output went away (`… | head -1`); nothing is printed
 """
 
 from __future__ import annotations
@@ -11,27 +17,24 @@ import json
 import os
 import sys
 
-from rag.errors import IndexMissingError, RagError, SettingsError
+from rag.errors import IndexMissingError, RagError
 
 HINT_OLLAMA = ("Answered without Ollama. For stronger answers run a local Ollama "
                "(`ollama serve`, then `ollama pull {model}`); --backend auto uses it when it is reachable.")
 
 
 def _settings():
-    from pydantic import ValidationError
+    from rag.settings import get_settings
 
-    from rag.settings import describe, get_settings
-
-    try:
-        return get_settings()
-    except ValidationError as e:
-        raise SettingsError(describe(e)) from None
+    return get_settings()  # a bad RAG_* value raises SettingsError: one line, exit 2
 
 
 def _filters(args):
+    from rag.query.dates import date_range
     from rag.query.retrieval import Filters
 
-    return Filters(date_from=args.date_from, date_to=args.date_to, org=args.org)
+    start, end = date_range(args.date_from, args.date_to)
+    return Filters(date_from=start, date_to=end, org=args.org or None)
 
 
 def _progress():
@@ -55,9 +58,12 @@ def _print_json(obj) -> None:
 
 
 def cmd_papers(args) -> int:
-    from rag.corpus.listing import load_corpus
+    from rag.corpus.library import load_report, select
 
-    papers = load_corpus(_settings().seed_dir)
+    corpus = load_report(_settings())
+    papers = select(corpus.papers, args.source) if args.source else corpus.papers
+    for line in corpus.conflicts + [str(b) + " (left out)" for b in corpus.bad]:
+        print(f"warning: {line}", file=sys.stderr)
     if args.json:
         _print_json([p.to_dict() for p in papers])
         return 0
@@ -68,10 +74,56 @@ def cmd_papers(args) -> int:
     return 0
 
 
+def _print_added(report) -> None:
+    for f in report.files:
+        if f.status == "rejected":
+            print(f"{f.file}: REJECTED, nothing added — {f.reason}")
+        elif f.status == "unchanged":
+            print(f"{f.file}: {f.reason}" + (f"; restored {len(f.restored)} removed papers" if f.restored else ""))
+        else:
+            print(f"{f.file}: {f.status} as {f.stored_as} — {f.papers} papers: {len(f.new)} new, "
+                  f"{len(f.merged)} duplicates merged with papers already known"
+                  + (f", {len(f.restored)} restored" if f.restored else "")
+                  + (f", {len(f.bad)} bad entries left out (--skip-bad)" if f.bad else ""))
+        for label, lines in (("conflict", f.conflicts), ("bad entry", f.bad), ("note", f.notes)):
+            for line in lines:
+                print(f"  {label}: {line}")
+
+
+def cmd_add(args) -> int:
+    from rag.corpus.manage import add_files
+
+    report = add_files(args.paths, _settings(), skip_bad=args.skip_bad)
+    if not args.json:
+        _print_added(report)
+        sys.stdout.flush()  # the per-file report before the index's progress
+    indexed = _run_index() if report.changed and not args.no_index else None
+    if args.json:
+        _print_json({**report.to_dict(), "index": indexed.to_dict() if indexed else None})
+    return 2 if report.rejected else 0
+
+
+def cmd_remove(args) -> int:
+    from rag.corpus.manage import remove_paper
+
+    result = remove_paper(args.id, _settings())
+    print(f"removed {result.title!r} ({result.paper_id}), listed in {', '.join(result.files)}")
+    for f in result.deleted:
+        print(f"  deleted {f}: none of its papers is left")
+    if not args.no_index:
+        _run_index()
+    return 0
+
+
 def _run_index(rebuild: bool = False):
+    from rag.index import store
     from rag.index.build import build_index
 
-    report = build_index(_settings(), rebuild=rebuild, progress=_progress())
+    settings = _settings()
+    moved = store.recover(settings) if rebuild else None  # a corrupted store is moved aside, never deleted
+    if moved:
+        print(f"note: {moved}", file=sys.stderr)
+    report = build_index(settings, rebuild=rebuild, progress=_progress())
     how = f"rebuilt ({report.reason})" if report.rebuilt else "updated in place"
     print(f"index {how}: added {report.added}, updated {report.updated}, removed {report.removed}, "
           f"unchanged {report.unchanged}; {report.chunks_embedded} chunks embedded, {report.chunks_total} in "
@@ -97,9 +149,11 @@ def _with_index(fn):
 
 
 def cmd_search(args) -> int:
+    from rag.query.questions import check_question
     from rag.query.retrieval import search
 
-    hits = _with_index(lambda: search(args.question, k=args.k, filters=_filters(args), mode=args.mode,
+    question = check_question(args.question)  # before the index opens: a bad question costs nothing
+    hits = _with_index(lambda: search(question, k=args.k, filters=_filters(args), mode=args.mode,
                                       settings=_settings()))
     if args.json:
         _print_json([h.to_dict() for h in hits])
@@ -122,7 +176,19 @@ def _print_sources(prep) -> None:
                                       if m.get("authors") else None) if x)
         quote = "" if brief else f"\n      “{s.best_sentence}”"
         print(f"  [{s.n}] {s.hit.title}{' — ' + meta if meta else ''}{quote}\n      files: {m.get('sources', '')}")
+        links = _links(m)
+        if links:
+            print(f"      {links}")
     sys.stdout.flush()
+
+
+def _links(meta: dict) -> str:
+    """arXiv / DOI / URL of a paper when its source file gave them."""
+    arxiv, doi, url = meta.get("arxiv_id"), meta.get("doi"), meta.get("url")
+    parts = [f"arXiv:{arxiv} https://arxiv.org/abs/{arxiv}" if arxiv else None,
+             f"doi:{doi} https://doi.org/{doi}" if doi else None,
+             url if url and not (arxiv and "arxiv.org" in url) else None]
+    return " · ".join(p for p in parts if p)
 
 
 def _print_footer(answer, settings) -> None:
@@ -218,19 +284,46 @@ def _add_filters(p) -> None:
     p.add_argument("--org", help="only papers whose organisation contains this text")
 
 
+def _positive(text: str) -> int:
+    """argparse type for -k: a whole number ≥ 1 (argparse makes the error a usage line, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, not {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m rag", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m rag", description=__doc__.splitlines()[0],
+                                 epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("papers", help="list every unique paper")
+    p.add_argument("--source", metavar="seeds|library|FILE", help="only papers from the seed pages, the "
+                   "library, or one file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_papers)
+    p = sub.add_parser("add", help="add your own papers (.bib .xml/.atom .jsonl .csv .txt) to the library, "
+                       "then re-index")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--skip-bad", action="store_true", help="add a file without its bad entries "
+                   "(default: a file with any bad entry is rejected whole)")
+    p.add_argument("--no-index", action="store_true", help="only copy into the library; index later")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_add)
+    p = sub.add_parser("remove", help="remove a paper you added (by paper id, arXiv id or DOI), then re-index")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--no-index", action="store_true", help="only update the library; index later")
+    p.set_defaults(fn=cmd_remove)
     p = sub.add_parser("index", help="build or update the index")
     p.add_argument("--rebuild", action="store_true", help="build a fresh collection, then switch to it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_index)
     p = sub.add_parser("search", help="ranked papers for a question")
     p.add_argument("question")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=_positive, default=10, help="papers to return (≥ 1)")
     p.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
     p.add_argument("--json", action="store_true")
     _add_filters(p)
@@ -239,7 +332,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--backend", choices=["auto", "ollama", "llamacpp", "extractive"])
     p.add_argument("--model", help="Ollama model name, or a .gguf path for llamacpp")
-    p.add_argument("-k", type=int, help="papers to retrieve")
+    p.add_argument("-k", type=_positive, help="papers to retrieve (1-50)")
     p.add_argument("--history", action="append", metavar="EARLIER_QUESTION", help="an earlier turn (repeatable)")
     p.add_argument("--json", action="store_true")
     _add_filters(p)
@@ -264,13 +357,80 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _say(message: str) -> None:
+    try:
+        print(f"\033[31merror: {message}\033[0m" if sys.stderr.isatty() else f"error: {message}", file=sys.stderr)
+    except (OSError, ValueError):  # stderr itself is gone: the exit code still tells
+        pass
+
+
+def _decode_argv(argv: list[str]) -> list[str]:
+    """Arguments as text. Bytes that are not valid in the locale's encoding reach Python as lone
+    surrogates; the tokenizers fail on those with a TypeError, so name them here instead."""
+    from rag.errors import InputError
+
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raw = os.fsencode(arg)[e.start:e.start + 4]
+            raise InputError(f"argument {arg[:40].encode('utf-8', 'backslashreplace').decode()!r} is not valid "
+                             f"UTF-8 (bytes {raw!r}); use a UTF-8 terminal (e.g. LANG=C.UTF-8) or re-type it") from None
+    return argv
+
+
+def _store_failure(e: BaseException) -> RagError | None:
+    """chromadb failing after the store opened (a damaged collection, a server gone silent)."""
+    if "chromadb" not in sys.modules:
+        return None
+    from rag.index import store_health
+
+    if not store_health.from_chroma(e):
+        return None
+    from rag.settings import get_settings
+
+    try:
+        return store_health.explain(e, get_settings())
+    except RagError as bad:
+        return bad
+
+
+def _stdout_gone() -> int:
+    """The reader closed the pipe (`| head -1`): stop quietly. Point stdout at /dev/null so the
+    interpreter's final flush does not print a second BrokenPipeError."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach for a hub
-    args = parser().parse_args(argv)
+    debug = False
     try:
+        args = parser().parse_args(_decode_argv(sys.argv[1:] if argv is None else list(argv)))
+        debug = args.debug
         return args.fn(args)
     except RagError as e:
-        print(f"\033[31merror: {e}\033[0m" if sys.stderr.isatty() else f"error: {e}", file=sys.stderr)
+        _say(str(e))
         return e.exit_code
     except KeyboardInterrupt:
+        _say("interrupted")
         return 130
+    except BrokenPipeError:
+        return _stdout_gone()
+    except BaseException as e:  # noqa: BLE001 - the CLI edge: one line, never a traceback by default
+        if isinstance(e, (SystemExit, GeneratorExit)):  # argparse's usage errors exit 2 on their own
+            raise
+        mapped = _store_failure(e)  # also chromadb's Rust panics, which are not Exceptions
+        if mapped is not None:
+            _say(str(mapped))
+            return mapped.exit_code
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        _say(f"unexpected {type(e).__name__}: {first} — this is a bug; rerun with --debug for the traceback")
+        return 1

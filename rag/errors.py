@@ -5,6 +5,7 @@
     ├── CorpusError                a seed file cannot be parsed (names file and line)
     ├── IndexMissingError          there is no index yet: run `python -m rag index`
     ├── StoreError                 Chroma (embedded or server) failed or is unreachable
+    │   └── StoreCorrupted         the embedded store cannot be read: `index --rebuild` moves it aside
     ├── InputError                 a question or option from the user is unusable
     └── BackendError               an LLM backend cannot answer
         ├── BackendUnavailable     not reachable / not installed / model missing
@@ -39,6 +40,10 @@ class IndexMissingError(RagError):
 
 
 class StoreError(RagError):
+    exit_code = 3
+
+
+class StoreCorrupted(StoreError):
     exit_code = 3
 
 

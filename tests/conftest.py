@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ os.environ["ANONYMIZED_TELEMETRY"] = "False"
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+DATA = ROOT / "tests" / "data"
+# Settings built before the autouse fixture runs (session fixtures) must not see the user's library/
+os.environ["RAG_LIBRARY_DIR"] = tempfile.mkdtemp(prefix="rag-test-library-")
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +30,7 @@ def _isolated(tmp_path_factory, monkeypatch):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path_factory.mktemp("default-data")))
     monkeypatch.setenv("RAG_SEED_DIR", str(SEEDS))
+    monkeypatch.setenv("RAG_LIBRARY_DIR", str(tmp_path_factory.mktemp("library")))
     monkeypatch.setenv("RAG_OLLAMA_HOST", "http://127.0.0.1:9")  # discard port: nothing listens
     get_settings.cache_clear()
     yield
@@ -39,7 +44,7 @@ def corpus_settings(tmp_path_factory):
     from rag.settings import Settings
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("corpus-index"), seed_dir=SEEDS,
-                        ollama_host="http://127.0.0.1:9")
+                        library_dir=tmp_path_factory.mktemp("corpus-library"), ollama_host="http://127.0.0.1:9")
     build_index(settings)
     return settings
 
@@ -58,4 +63,5 @@ def small_seeds(tmp_path):
 def small_settings(tmp_path, small_seeds):
     from rag.settings import Settings
 
-    return Settings(data_dir=tmp_path / "data", seed_dir=small_seeds, ollama_host="http://127.0.0.1:9")
+    return Settings(data_dir=tmp_path / "data", seed_dir=small_seeds, library_dir=tmp_path / "library",
+                    ollama_host="http://127.0.0.1:9")

@@ -363,7 +363,7 @@ def test_launch_serves_locally_without_a_share_link(corpus_settings):
 
 
 def test_library_and_renderer_never_import_gradio():
-    code = ("import sys, rag.cli, rag.answer, rag.indexing, rag.status, ui.render, ui.__main__; "
+    code = ("import sys, rag.cli, rag.answer.pipeline, rag.index.build, rag.index.status, ui.render, ui.__main__; "
             "print('gradio' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)

@@ -56,6 +56,7 @@ def _free_port() -> int:
 def _server_env(settings, port: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") and k != "OLLAMA_HOST"}
     env.update(RAG_DATA_DIR=str(settings.data_dir), RAG_SEED_DIR=str(settings.seed_dir),
+               RAG_LIBRARY_DIR=str(settings.library_dir),
                RAG_OLLAMA_HOST="http://127.0.0.1:9", RAG_UI_HOST="127.0.0.1", RAG_UI_PORT=str(port),
                RAG_BACKEND="extractive", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
                PYTHONUNBUFFERED="1")

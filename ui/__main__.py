@@ -51,14 +51,23 @@ def _settings(argv):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rag.errors import RagError
+    """Exit 2 on a bad setting (nothing to serve with); any index or store problem is printed and
+    the page starts anyway: it shows the error and its Re-index button can repair the store."""
+    from rag.errors import RagError, SettingsError
 
     try:
         settings = _settings(argv)
-        ensure_index(settings)
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    try:
+        ensure_index(settings)
+    except SettingsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except RagError as e:
+        print(f"error: {e}\nstarting the page anyway: it shows this error; tick 'Rebuild from scratch' and press "
+              "Re-index to repair the index", file=sys.stderr, flush=True)
     print("starting the page (importing Gradio takes ~10 s)…", file=sys.stderr, flush=True)
     from .app import build_demo, launch
 

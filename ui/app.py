@@ -13,15 +13,17 @@ the embedded model is single-threaded, and users wait their turn in Gradio's que
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import re
 
 import gradio as gr
 
 from rag.answer.pipeline import ask_stream
+from rag.corpus.formats import ACCEPTED
+from rag.corpus.manage import add_files
 from rag.errors import InputError, RagError
+from rag.index import store
 from rag.index.build import build_index
+from rag.query.dates import date_range
 from rag.query.retrieval import Filters, get_retriever
 from rag.settings import Settings, get_settings
 from rag.index.status import index_status
@@ -68,25 +70,9 @@ def _bot(html: str) -> dict:
     return {"role": "assistant", "content": html}
 
 
-def _date(value: str | None, bound: str) -> str | None:
-    """'' -> None; YYYY, YYYY-MM or YYYY-MM-DD -> the inclusive ISO day the filter compares with."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?", value)
-    try:
-        year, month, day = int(m[1]), int(m[2] or (1 if bound == "from" else 12)), m[3]
-        last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
-        return dt.date(year, month, int(day) if day else (1 if bound == "from" else last)).isoformat()
-    except (TypeError, ValueError):
-        raise InputError(f"date {bound} {value!r} is not a date; use YYYY-MM-DD, YYYY-MM or YYYY") from None
-
-
 def read_options(backend, model, k, date_from, date_to, org, settings: Settings) -> dict:
     """The page's settings controls as `ask_stream` keyword arguments (validated here)."""
-    start, end = _date(date_from, "from"), _date(date_to, "to")
-    if start and end and start > end:
-        raise InputError(f"the date range {start} … {end} is empty; the 'from' date must come first")
+    start, end = date_range(date_from, date_to)
     return {"backend": backend or "auto", "model": (model or "").strip() or None,
             "k": int(k) if k else None, "settings": settings,
             "filters": Filters(date_from=start, date_to=end, org=(org or "").strip() or None)}
@@ -115,6 +101,7 @@ class ChatPage:
             for html in self._turn(question, session, options):
                 yield chat + [_bot(html)], session, ""
         except Exception as err:  # noqa: BLE001 - the UI edge: every failure becomes a message
+            err = self._explained(err)
             keep = question if isinstance(err, InputError) and question.strip() else ""  # to edit and resend
             yield chat + [_bot(self._report(err))], session, keep
 
@@ -141,11 +128,17 @@ class ChatPage:
         gr.Warning(render.error_message(err), title=title)  # escaped: toasts render HTML
         return render.error_html(err)
 
+    def _explained(self, err: Exception) -> Exception:
+        """chromadb failing after the store opened, as the StoreError that names the fix."""
+        from rag.index import store_health
+
+        return store_health.explain(err, self.settings) if store_health.from_chroma(err) else err
+
     def status(self) -> str:
         try:
             return render.status_html(index_status(self.settings))
-        except RagError as err:
-            return render.error_html(err)
+        except Exception as err:  # noqa: BLE001 - a broken store must not stop the page from starting
+            return render.error_html(self._explained(err))
 
     def reindex(self, rebuild, progress=gr.Progress()):
         """Build or update the index with a progress bar; returns (status html, report html)."""
@@ -154,23 +147,42 @@ class ChatPage:
 
         try:
             progress(0, desc="reading the seed files")
+            moved = store.recover(self.settings) if rebuild else None  # a corrupted store is moved aside
             report = build_index(self.settings, rebuild=bool(rebuild), progress=step)
         except Exception as err:  # noqa: BLE001 - shown on the page, which keeps working
-            return self.status(), self._report(err, "Re-index failed")
-        return self.status(), render.report_html(report)
+            return self.status(), self._report(self._explained(err), "Re-index failed")
+        return self.status(), render.report_html(report) + (render.note_html(moved) if moved else "")
+
+    def add_papers(self, files, skip_bad, progress=gr.Progress()):
+        """Upload: the same library `add` as the CLI, then an incremental re-index; returns
+        (status html, report html) saying per file what was added or rejected and why."""
+        paths = [getattr(f, "name", f) for f in (files or [])]
+        if not paths:
+            return self.status(), render.error_html(InputError("no file chosen; pick .bib, .xml, .atom, .jsonl, "
+                                                               ".csv or .txt files first"))
+        try:
+            progress(0, desc="checking the files")
+            report = add_files(paths, self.settings, skip_bad=bool(skip_bad))
+            indexed = None
+            if report.changed:
+                progress(0, desc="indexing the new papers")
+                indexed = build_index(self.settings, progress=lambda d, t: progress((d, t), desc="embedding chunks"))
+        except Exception as err:  # noqa: BLE001 - shown on the page, which keeps working
+            return self.status(), self._report(err, "Adding papers failed")
+        return self.status(), render.added_html(report, indexed)
 
     def organisations(self) -> list[str]:
         """Organisations in the index, for the filter's suggestions (empty until there is one)."""
         try:
             metas = get_retriever(self.settings).papers().values()
-        except RagError:
+        except Exception:  # noqa: BLE001 - no suggestions; status() shows what is wrong
             return []
         return sorted({m["org"] for m in metas if m.get("org")}, key=str.casefold)
 
     def papers(self) -> int | None:
         try:
             return index_status(self.settings).papers or None
-        except RagError:
+        except Exception:  # noqa: BLE001 - the header goes without a count; status() shows why
             return None
 
     def build(self) -> gr.Blocks:
@@ -184,11 +196,13 @@ class ChatPage:
                 with gr.Column(scale=1, min_width=300):
                     options = self._settings_panel()
                     status, rebuild, reindex, report = self._index_panel()
+                    upload, skip_bad, add, added = self._library_panel()
             gr.on([box.submit, send.click], self.respond, [box, chat, session, *options], [chat, session, box],
                   concurrency_id=QUEUE_SLOT, show_progress="hidden").then(None, None, None, js=SHOW_ANSWER_JS)
             clear.click(lambda: ([], new_session(), ""), None, [chat, session, box], queue=False)
             chat.clear(new_session, None, session, queue=False)  # the Chatbot's own trash button
             reindex.click(self.reindex, [rebuild], [status, report], concurrency_id=QUEUE_SLOT)
+            add.click(self.add_papers, [upload, skip_bad], [status, added], concurrency_id=QUEUE_SLOT)
             demo.load(self.status, None, status, queue=False)
         demo.queue(default_concurrency_limit=1)
         return demo
@@ -227,6 +241,17 @@ class ChatPage:
             reindex = gr.Button("Re-index", size="sm", elem_id="rag-reindex")
             report = gr.HTML("")
         return status, rebuild, reindex, report
+
+
+    def _library_panel(self):
+        with gr.Accordion("Add your papers", open=False, elem_id="rag-library"):
+            upload = gr.File(label="BibTeX, arXiv Atom XML, JSON Lines, CSV (title + abstract) or listing pages",
+                             file_count="multiple", file_types=list(ACCEPTED), type="filepath", elem_id="rag-upload")
+            skip_bad = gr.Checkbox(False, label="Leave out bad entries (otherwise a file with any is rejected whole)",
+                                   elem_id="rag-skip-bad")
+            add = gr.Button("Add to library and index", size="sm", elem_id="rag-add")
+            added = gr.HTML("", elem_id="rag-added")
+        return upload, skip_bad, add, added
 
 
 def build_demo(settings: Settings | None = None) -> gr.Blocks:

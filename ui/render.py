@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 
-from rag.errors import (BackendError, IndexMissingError, InputError, SettingsError, StoreError)
+from rag.errors import (BackendError, IndexMissingError, InputError, SettingsError, StoreCorrupted, StoreError)
 from rag.answer.prompts import ABSTAIN_TEXT
 
 
@@ -193,7 +193,25 @@ def _card(c, turn_id, quoted: list[str]) -> str:
 def _card_meta(c) -> str:
     bits = [c.date_raw or c.date, c.org, f"{c.authors} authors" if c.authors else None,
             f"▲ {c.upvotes} upvotes" if c.upvotes is not None else None, f"id {c.paper_id}"]
-    return "".join(f"<span>{esc(b)}</span>" for b in bits if b)
+    return "".join(f"<span>{esc(b)}</span>" for b in bits if b) + _links(c)
+
+
+_ARXIV_ID = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z][a-z.-]*(?:\.[A-Z]{2})?/\d{7})$", re.I)
+
+
+def _links(c) -> str:
+    """arXiv and DOI links (and the paper's own URL) when its source file gave them; ids are
+    checked again here so only a well-formed id or an http(s) address becomes an href."""
+    arxiv, doi, url = c.arxiv_id, c.doi, c.url
+    links = []
+    if arxiv and _ARXIV_ID.match(arxiv):
+        links.append((f"https://arxiv.org/abs/{arxiv}", f"arXiv:{arxiv}"))
+    if doi and re.match(r"^10\.\d{4,9}/\S+$", doi):
+        links.append((f"https://doi.org/{doi}", f"doi:{doi}"))
+    if url and re.match(r"^https?://\S+$", url) and not (arxiv and "arxiv.org" in url):
+        links.append((url, "link"))
+    return "".join(f'<span><a class="rag-link" href="{esc(h)}" target="_blank" rel="noopener noreferrer">'
+                   f'{esc(t)}</a></span>' for h, t in links)
 
 
 def _spans(text: str, phrases: list[str]) -> list[tuple[int, int]]:
@@ -247,10 +265,44 @@ def report_html(report) -> str:
             f'embedded in {report.seconds:.1f} s.</div>')
 
 
+def added_html(report, indexed=None) -> str:
+    """What `add` did with each uploaded file: added (new / merged), unchanged, or rejected and why."""
+    rows = "".join(_added_file(f) for f in report.files)
+    index = report_html(indexed) if indexed is not None else ""
+    return f'<div class="rag-added">{rows}{index}</div>'
+
+
+def _added_file(f) -> str:
+    name = f.file.rsplit("/", 1)[-1]
+
+    def short(text: str) -> str:  # an upload's temp path means nothing to the user: show the file name
+        return esc(text.replace(f.file, name))
+
+    if f.status == "rejected":
+        head = f'<div class="rag-added-head rag-rejected">✗ {esc(name)}: rejected, nothing added</div>' \
+               f'<div>{_code_spans(short(f.reason))}</div>'
+    elif f.status == "unchanged":
+        head = f'<div class="rag-added-head">= {esc(name)}: {short(f.reason)}</div>'
+    else:
+        head = (f'<div class="rag-added-head rag-accepted">✓ {esc(name)}: {esc(f.status)} — {f.papers} papers, '
+                f'{len(f.new)} new, {len(f.merged)} merged with papers already known</div>')
+    titles = "".join(f"<li>{esc(t)}</li>" for t in f.new)
+    lists = [("conflict", f.conflicts), ("bad entry", f.bad), ("note", f.notes)]
+    extra = "".join(f'<li class="rag-added-{label.split()[0]}">{label}: {short(x)}</li>' for label, xs in lists for x in xs)
+    body = f'<ul class="rag-added-list">{titles}{extra}</ul>' if titles or extra else ""
+    return f'<div class="rag-added-file">{head}{body}</div>'
+
+
+def note_html(note: str) -> str:
+    """A line of what a re-index did besides indexing (e.g. where a broken store was moved)."""
+    return f'<div class="rag-report">Note: {esc(note)}</div>'
+
+
 _PAGE_HINTS = {
     BackendError: "On this page: choose another <b>Backend</b> in Answer settings "
                   "(Embedded llama.cpp or Extractive work offline).",
     IndexMissingError: "On this page: press <b>Re-index</b> in the Index panel.",
+    StoreCorrupted: "On this page: tick <b>Rebuild from scratch</b> and press <b>Re-index</b>.",
 }
 
 
@@ -361,6 +413,14 @@ mark.rag-quoted { background: #fef3c7; color: #1f2937; }
 .rag-status dd { margin: 0; overflow-wrap: anywhere; }
 .rag-status-missing, .rag-status-stale { color: #92400e; font-size: 0.85em; }
 .rag-report { font-size: 0.82em; color: #065f46; }
+.rag-added { font-size: 0.82em; }
+.rag-added-file { margin: 4px 0; }
+.rag-added-head { font-weight: 600; }
+.rag-accepted { color: #065f46; }
+.rag-rejected { color: #991b1b; }
+.rag-added-list { margin: 2px 0 2px 1.1em; padding: 0; overflow-wrap: anywhere; }
+.rag-added-conflict { color: #92400e; }
+.rag-added-bad { color: #991b1b; }
 .dark .rag-abstained { background: #1f2937; color: #e5e7eb; }
 .dark .rag-abstain-head { color: #d1d5db; }
 .dark .rag-unsupported { background: #431407; color: #fed7aa; }

@@ -31,10 +31,10 @@ from rag.answer.types import Answer, Citation, Sentence
 from rag.errors import InputError
 from rag.llm.base import BACKENDS, ChatBackend, get_backend
 from rag.query import evidence as ev
+from rag.query.questions import MAX_QUESTION_CHARS, check_history as _check_history, check_question as _check_question
 from rag.query.retrieval import Filters, Hit, search
 from rag.settings import Settings, get_settings
 
-MAX_QUESTION_CHARS = 1000
 UNSUPPORTED_MARK = compose.UNSUPPORTED_MARK
 PER_PAPER = 4  # most sentences of one abstract in a prompt
 # Words that lean on an earlier turn. Bare "this"/"that" are left out: "in this collection"
@@ -77,27 +77,11 @@ def resolve_query(question: str, history: list | None) -> str:
     return question
 
 
-def _check_question(question) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InputError("the question is empty; type a question about the papers")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InputError(f"the question is {len(question)} characters; keep it under {MAX_QUESTION_CHARS}")
-    return question.strip()
-
-
-def _check_question(question) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InputError("the question is empty; type a question about the papers")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InputError(f"the question is {len(question)} characters; keep it under {MAX_QUESTION_CHARS}")
-    return question.strip()
-
-
 def prepare(question: str, *, history=None, backend: str | None = None, model: str | None = None,
             k: int | None = None, filters: Filters | None = None, settings: Settings | None = None) -> Prepared:
     """Retrieve and select evidence; no model is loaded yet."""
     started = time.perf_counter()
-    question = _check_question(question)
+    question, history = _check_question(question), _check_history(history)
     settings = _settings_for(settings or get_settings(), backend, model, k)
     if settings.backend not in BACKENDS:
         raise InputError(f"backend {settings.backend!r} is unknown; choose one of {', '.join(BACKENDS)}")
@@ -281,7 +265,8 @@ def _citation(source: ev.Source, sentences: list[Sentence]) -> Citation:
                     source.hit.abstract, m.get("org"), m.get("date"), m.get("date_raw"), m.get("authors"),
                     m.get("upvotes"), m.get("sources", ""),
                     all(s.attributed for s in sentences if s.origin == "model") and
-                    any(s.origin == "model" for s in sentences))
+                    any(s.origin == "model" for s in sentences),
+                    arxiv_id=m.get("arxiv_id"), doi=m.get("doi"), url=m.get("url"))
 
 
 def _retrieved(prep: Prepared) -> list[dict]:

@@ -23,6 +23,9 @@ class Citation:
     upvotes: int | None = None
     sources: str = ""  # seed files listing the paper
     attributed: bool = False  # True: the checker attached it; the model left the sentence uncited
+    arxiv_id: str | None = None  # where the paper came from, when its source file said (library papers)
+    doi: str | None = None
+    url: str | None = None
 
 
 @dataclass

@@ -10,18 +10,24 @@ The seed files come in three layouts:
 (a) and (b) are read as blank-line blocks, (c) as single lines; one state machine then reads
 title → abstract → optional metadata. Anything that does not fit raises `CorpusError` naming
 the file and line: nothing is dropped silently. Papers seen in several files are merged by
-normalised title, keeping every source file and the richest metadata.
+normalised title, keeping every source file and the richest metadata (`rag.corpus.merge`);
+a title listed with two different abstracts is kept once and its other abstract recorded
+as a conflict.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date as _date
 from pathlib import Path
 
+from rag.corpus.merge import merge_group, merge_papers
+from rag.corpus.paper import Paper, paper_id_for, title_key
+from rag.corpus.reading import read_text
 from rag.errors import CorpusError
+
+__all__ = ["Paper", "load_corpus", "merge", "paper_id_for", "parse_file", "parse_text", "title_key"]
 
 # Page chrome around the listing; none of it is a paper.
 CHROME = frozenset({
@@ -40,28 +46,6 @@ MAX_TITLE_CHARS = 300  # the longest real title is 139; a longer "title" is an a
 MIN_ABSTRACT_CHARS = 200  # the shortest real abstract is 643; a shorter one is a title out of place
 
 
-@dataclass(frozen=True)
-class Paper:
-    paper_id: str
-    title: str
-    abstract: str
-    org: str | None = None
-    authors: int | None = None
-    date: str | None = None  # ISO yyyy-mm-dd, only when the listing gives the year
-    date_raw: str | None = None  # as listed, e.g. "Sep 26"
-    upvotes: int | None = None
-    sources: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def content_hash(self) -> str:
-        """Changes whenever anything that goes into this paper's chunks changes."""
-        parts = [self.title, self.abstract, self.org, self.authors, self.date, self.date_raw, self.upvotes]
-        return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
-
-    def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
-
-
 @dataclass
 class _Block:
     line: int  # 1-based line number of the block's first line
@@ -70,15 +54,6 @@ class _Block:
     @property
     def text(self) -> str:
         return " ".join(s.strip() for s in self.lines)
-
-
-def title_key(title: str) -> str:
-    return " ".join(title.casefold().split())
-
-
-def paper_id_for(title: str) -> str:
-    """Stable id from the normalised title: the same paper gets the same id in every file and run."""
-    return hashlib.sha1(title_key(title).encode()).hexdigest()[:12]
 
 
 def _blocks(text: str) -> list[_Block]:
@@ -165,11 +140,12 @@ def _expect_abstract(b: _Block | None, title: str, path: str, title_line: int) -
 
 def parse_file(path: Path) -> list[Paper]:
     """Every paper occurrence in one seed file, in listing order (not yet merged)."""
-    name = path.name
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise CorpusError(name, 1, f"not UTF-8 text ({e}); re-save the file as UTF-8") from None
+    path = Path(path)
+    return parse_text(read_text(path, path.name), path.name)
+
+
+def parse_text(text: str, name: str, source: str | None = None) -> list[Paper]:
+    """The papers of one listing page's text; `name` is shown in errors, `source` recorded (default name)."""
     blocks = _blocks(text)
     i, papers = _skip_header(blocks), []
     while i < len(blocks):
@@ -181,24 +157,15 @@ def parse_file(path: Path) -> list[Paper]:
         if i < len(blocks) and any(_is_meta_line(s) for s in blocks[i].lines):
             meta = _parse_meta(blocks[i], name)
             i += 1
-        papers.append(Paper(paper_id_for(title), title, abstract, sources=(name,), **meta))
+        papers.append(Paper(paper_id_for(title), title, abstract, sources=(source or name,), **meta))
     if not papers:
         raise CorpusError(name, 1, "no papers found; a seed file lists titles each followed by an abstract")
     return papers
 
 
-def _richness(p: Paper) -> tuple:
-    return (p.date is not None, sum(v is not None for v in (p.org, p.authors, p.date_raw, p.upvotes)))
-
-
 def merge(occurrences: list[Paper]) -> Paper:
     """One paper from its occurrences: every source file, field-wise the richest metadata."""
-    ranked = sorted(occurrences, key=_richness, reverse=True)  # stable: ties keep file order
-    best = ranked[0]
-    filled = {f: next((getattr(p, f) for p in ranked if getattr(p, f) is not None), None)
-              for f in ("org", "authors", "upvotes")}
-    sources = tuple(sorted({s for p in occurrences for s in p.sources}))
-    return replace(best, sources=sources, **filled)
+    return merge_group(occurrences)
 
 
 def load_corpus(seed_dir: Path) -> list[Paper]:
@@ -207,8 +174,4 @@ def load_corpus(seed_dir: Path) -> list[Paper]:
     if not files:
         raise CorpusError(str(seed_dir), 0, "no *.txt seed files here; copy the corpus in "
                           "(e.g. `cp ../shared/seeds/*.txt seeds/`) or set RAG_SEED_DIR")
-    groups: dict[str, list[Paper]] = {}
-    for f in files:
-        for p in parse_file(f):
-            groups.setdefault(p.paper_id, []).append(p)
-    return [merge(g) for g in groups.values()]
+    return merge_papers([p for f in files for p in parse_file(f)]).papers

@@ -21,7 +21,8 @@ from typing import Callable
 
 from rag.index import store
 from rag.index.chunking import Chunk, chunk_paper
-from rag.corpus.listing import Paper, load_corpus
+from rag.corpus import load_all
+from rag.corpus.listing import Paper
 from rag.index.embedding import embedder_name
 from rag.settings import Settings, get_settings
 
@@ -61,7 +62,9 @@ def chunk_metadata(paper: Paper, chunk: Chunk, n_chunks: int) -> dict:
             "n_chunks": n_chunks, "content_hash": paper.content_hash, "abstract": paper.abstract,
             "sources": ", ".join(paper.sources), "org": paper.org, "authors": paper.authors,
             "date": paper.date, "date_raw": paper.date_raw, "upvotes": paper.upvotes,
-            "date_ord": int(paper.date.replace("-", "")) if paper.date else None}
+            "date_ord": int(paper.date.replace("-", "")) if paper.date else None,
+            "arxiv_id": paper.arxiv_id, "doi": paper.doi, "url": paper.url, "venue": paper.venue, "year": paper.year,
+            "kind": paper.kind if paper.kind != "listing" else None}
     return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -140,7 +143,7 @@ def build_index(settings: Settings | None = None, *, rebuild: bool = False, embe
     """Make the live index match the seed files. Returns what changed."""
     settings = settings or get_settings()
     t0 = time.perf_counter()
-    papers = load_corpus(settings.seed_dir)
+    papers = load_all(settings)
     cl, fp = store.client(settings), fingerprint(settings)
     act = store.active(cl, settings)
     report = IndexReport(papers=len(papers), fingerprint=fp)

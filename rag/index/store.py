@@ -35,21 +35,45 @@ def client(settings: Settings):
 
 
 def _connect(settings: Settings):
+    """Open Chroma; any failure becomes one StoreError naming the fix (rag.index.store_health)."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
+    from rag.index import store_health
+
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if settings.chroma_host:
+        store_health.preflight(settings)  # chromadb's client has no timeout: a silent server would hang it
         try:
-            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port,
-                                       settings=chroma_settings)
+            cl = store_health.within_timeout(lambda: chromadb.HttpClient(
+                host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings), settings)
+        except StoreError:
+            raise
         except Exception as e:  # chromadb raises ValueError / httpx errors depending on version
-            raise StoreError(f"Chroma server at {settings.chroma_host}:{settings.chroma_port} is not reachable "
-                             f"({e}); start it with `chroma run --path DIR --host {settings.chroma_host} "
-                             f"--port {settings.chroma_port}`, or unset RAG_CHROMA_HOST") from None
+            raise store_health.explain(e, settings) from None
+        store_health.bound_requests(cl, settings)
+        return cl
     path = settings.data_dir / "chroma"
-    path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise store_health.explain_os(e, settings, path) from None
+    store_health.precheck(settings, path)  # a damaged file is reported before chromadb writes to it
+    try:
+        with store_health.quiet_panics():
+            return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except BaseException as e:  # noqa: BLE001 - a corrupted file surfaces as a Rust panic (BaseException)
+        if store_health.fatal(e):
+            raise
+        store_health.forget_system(path)
+        raise store_health.explain(e, settings) from None
+
+
+def recover(settings: Settings) -> str | None:
+    """Before `index --rebuild`: move a corrupted embedded store aside (kept); a note or None."""
+    from rag.index.store_health import recover as _recover
+
+    return _recover(settings, _clients, _clients_lock)
 
 
 @dataclass

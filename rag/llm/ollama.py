@@ -10,6 +10,7 @@ with what we sent: a prompt Ollama cut short is an error, not an answer.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -32,21 +33,54 @@ def _not_pulled(model: str, host: str) -> str:
     return f"model {model!r} is not pulled on the Ollama server at {host} — run `ollama pull {model}`"
 
 
+def _not_ollama(host: str, why: str) -> str:
+    return (f"the server at {host} is not Ollama ({why}) — point OLLAMA_HOST at an Ollama server "
+            "(`ollama serve` listens on http://127.0.0.1:11434), or use --backend llamacpp")
+
+
+def _fetch(url: str, body: dict | None = None):
+    """GET (or POST `body`) and parse the JSON reply; None when the reply is not JSON. Reads at
+    most 1 MB: whatever answers at OLLAMA_HOST may be any web server."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=PROBE_TIMEOUT) as response:
+        raw = response.read(1 << 20)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+# Everything urllib can raise for a host that is down or slow. A server that answers but not in
+# HTTP raises http.client.HTTPException (BadStatusLine…), which is not an OSError.
+_UNREACHABLE = (urllib.error.URLError, OSError, ValueError)
+
+
 def probe(settings: Settings) -> str | None:
-    """None when Ollama is up and has the model; otherwise the problem and its fix."""
+    """None when the server at OLLAMA_HOST speaks Ollama's API and has the model; otherwise the
+    problem and its fix. Any web server answers HTTP 200 somewhere, so the replies are checked:
+    /api/version must be JSON with a "version", /api/show must describe the model."""
     host, model = settings.ollama_host, settings.ollama_model
     try:
-        urllib.request.urlopen(f"{host}/api/version", timeout=PROBE_TIMEOUT).read()
-    except (urllib.error.URLError, OSError, ValueError) as e:
+        version = _fetch(f"{host}/api/version")
+    except urllib.error.HTTPError as e:
+        return _not_ollama(host, f"HTTP {e.code} on /api/version")
+    except http.client.HTTPException as e:
+        return _not_ollama(host, f"it does not answer in HTTP: {type(e).__name__}")
+    except _UNREACHABLE as e:
         return _not_reachable(host, getattr(e, "reason", e))
-    req = urllib.request.Request(f"{host}/api/show", data=json.dumps({"model": model}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    if not isinstance(version, dict) or not isinstance(version.get("version"), str):
+        return _not_ollama(host, "/api/version did not answer with Ollama's JSON")
     try:
-        urllib.request.urlopen(req, timeout=PROBE_TIMEOUT).read()
+        shown = _fetch(f"{host}/api/show", {"model": model})
     except urllib.error.HTTPError as e:
         return _not_pulled(model, host) if e.code == 404 else f"Ollama at {host} answered HTTP {e.code} to /api/show"
-    except (urllib.error.URLError, OSError) as e:
+    except http.client.HTTPException as e:
+        return _not_ollama(host, f"it does not answer in HTTP: {type(e).__name__}")
+    except _UNREACHABLE as e:
         return _not_reachable(host, getattr(e, "reason", e))
+    if not isinstance(shown, dict) or not {"details", "model_info", "modelfile", "template"} & set(shown):
+        return _not_ollama(host, "/api/show did not describe the model")
     return None
 
 

@@ -85,7 +85,7 @@ def score_sentences(question: str, hits: list[Hit]) -> list[list[Scored]]:
     flat = [s for sents in per_hit for s in sents]
     if not flat:
         return [[] for _ in hits]
-    sims = get_minilm().embed(flat) @ minilm_query(question)
+    sims = get_minilm().embed(flat, truncate=True) @ minilm_query(question)  # a run-on sentence may exceed 256
     q_stems, numeric = content_stems(question), bool(_NUMERIC_Q.search(question))
     out, i = [], 0
     for sents in per_hit:

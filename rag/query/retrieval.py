@@ -65,7 +65,7 @@ class Hit:
         return self.meta.get("abstract", "")
 
     def to_dict(self) -> dict:
-        keys = ("org", "authors", "date", "date_raw", "upvotes", "sources")
+        keys = ("org", "authors", "date", "date_raw", "upvotes", "sources", "arxiv_id", "doi", "url", "venue")
         return {"paper_id": self.paper_id, "title": self.title, "score": round(self.score, 5),
                 "dense": self.dense, "bm25": self.bm25, "dense_rank": self.dense_rank,
                 "bm25_rank": self.bm25_rank, "chunk_id": self.chunk_id,

@@ -1,0 +1,89 @@
+"""BibTeX (`.bib`) exports from reference managers, read with `bibtexparser` (v2).
+
+An entry becomes a paper when it has a title and an `abstract` field; authors, year/month,
+venue (journal, booktitle), doi, eprint (arXiv), url, institution and keywords are kept.
+LaTeX accents are decoded (`M{\\"u}ller` -> Müller). Entries bibtexparser cannot read, and
+entries without an abstract, come back as `BadEntry`s naming their key and line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from rag.corpus.fields import EntryProblem, build_paper
+from rag.corpus.reading import BadEntry, Parsed
+
+_FIX_SYNTAX = "fix the entry's braces/quotes and commas (or remove it)"
+
+
+def _escape_percent():
+    """A middleware that escapes bare `%` in field values before LaTeX decoding.
+
+    BibTeX does not treat `%` inside a field as a comment, but the LaTeX decoder does and drops
+    the rest of the field: "a score of 35.80%. Furthermore…" would lose every later sentence
+    of an abstract copied from arXiv. Escaped, it decodes back to a plain "%"."""
+    from bibtexparser.middlewares.middleware import BlockMiddleware
+
+    class EscapePercent(BlockMiddleware):
+        def transform_entry(self, entry, library):
+            for f in entry.fields:
+                if isinstance(f.value, str):
+                    f.value = re.sub(r"(?<!\\)%", r"\\%", f.value)
+            return entry
+
+    return EscapePercent()
+
+
+def _parse_library(text: str):
+    import bibtexparser
+    from bibtexparser import middlewares as mw
+
+    logging.getLogger("bibtexparser").setLevel(logging.ERROR)  # its failures come back to us as blocks
+    return bibtexparser.parse_string(text, append_middleware=[_escape_percent(), mw.LatexDecodingMiddleware(),
+                                                              mw.SeparateCoAuthors(), mw.SplitNameParts()])
+
+
+def _name(parts) -> str:
+    return " ".join(parts.first + parts.von + parts.last + parts.jr) if hasattr(parts, "first") else str(parts)
+
+
+def _fields(entry) -> dict:
+    f = {k.lower(): v.value for k, v in entry.fields_dict.items()}
+    prefix = str(f.get("archiveprefix", "arxiv")).strip().lower()
+    return {"title": f.get("title"), "abstract": f.get("abstract"),
+            "authors": [_name(a) for a in f.get("author", [])] if isinstance(f.get("author"), list) else f.get("author"),
+            "date": f.get("date") or f.get("year"), "month": f.get("month"),
+            "venue": f.get("journal") or f.get("journaltitle") or f.get("booktitle"),
+            "doi": f.get("doi"), "arxiv_id": f.get("eprint") if prefix == "arxiv" else None,
+            "url": f.get("url"), "org": f.get("institution") or f.get("organization") or f.get("school"),
+            "categories": f.get("primaryclass")}
+
+
+def _key(block) -> str:
+    entry = getattr(block, "ignore_error_block", None)
+    if entry is not None:
+        return getattr(entry, "key", "")
+    head = (block.raw or "").split(",", 1)[0]  # "@article{broken2020"
+    return head.split("{", 1)[1].strip() if "{" in head else ""
+
+
+def _problem(block) -> str:
+    """bibtexparser's own reason when it gives one (duplicate key…), else what an aborted block means."""
+    text = str(getattr(block, "error", "") or "").strip()
+    if text:
+        return text.splitlines()[0]
+    return "the entry is not closed (a missing } or \") before the next @entry or the end of the file"
+
+
+def parse_bibtex(text: str, source: str, shown: str) -> Parsed:
+    lib, out = _parse_library(text), Parsed(shown)
+    for block in lib.failed_blocks:
+        out.bad.append(BadEntry(shown, f"line {(block.start_line or 0) + 1}", _key(block), _problem(block), _FIX_SYNTAX))
+    for entry in lib.entries:
+        try:
+            out.papers.append(build_paper(_fields(entry), "bibtex", source))
+        except EntryProblem as e:
+            out.bad.append(BadEntry(shown, f"line {entry.start_line + 1}", entry.key, e.problem, e.fix))
+    out.bad.sort(key=lambda b: int(b.where.split()[-1]))
+    return out

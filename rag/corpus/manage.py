@@ -1,0 +1,205 @@
+"""`add` and `remove`: change what the user's library holds (see `rag.corpus.library` for the rules).
+
+Both only change files; the caller re-indexes (the CLI and the page do), and the index's
+per-paper content hashes make that incremental.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rag.corpus import formats, library
+from rag.corpus.fields import EntryProblem, arxiv_id, doi
+from rag.corpus.merge import merge_papers
+from rag.corpus.paper import Paper, title_key
+from rag.corpus.reading import Parsed, read_bytes
+from rag.errors import CorpusError, InputError
+
+
+@dataclass
+class FileResult:
+    file: str  # as given
+    status: str = "rejected"  # added | replaced | unchanged | rejected
+    stored_as: str | None = None  # library/<name>
+    papers: int = 0  # good papers in the file
+    new: list[str] = field(default_factory=list)  # titles not in the corpus before
+    merged: list[str] = field(default_factory=list)  # titles that were already there: sources joined
+    restored: list[str] = field(default_factory=list)  # titles removed earlier, back now
+    conflicts: list[str] = field(default_factory=list)
+    bad: list[str] = field(default_factory=list)  # one line per bad entry: file, where, problem, fix
+    notes: list[str] = field(default_factory=list)
+    reason: str = ""  # why rejected or unchanged
+
+
+@dataclass
+class AddReport:
+    files: list[FileResult]
+
+    @property
+    def changed(self) -> bool:
+        return any(f.status in ("added", "replaced") or f.restored for f in self.files)
+
+    @property
+    def rejected(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "rejected"]
+
+    def to_dict(self) -> dict:
+        return {"files": [asdict(f) for f in self.files], "changed": self.changed}
+
+
+@dataclass
+class _Checked:
+    result: FileResult
+    name: str
+    data: bytes = b""
+    parsed: Parsed | None = None
+    copy: bool = False  # accepted and not in the library yet
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check(path: Path, skip_bad: bool, taken: dict[str, str], stored: dict[str, str]) -> _Checked:
+    """Parse one file completely and decide: copy it, it is already there, or reject it (and why)."""
+    res, name = FileResult(str(path)), Path(path).name
+    try:
+        data, parsed = formats.parse_path(Path(path), library.source_name(name), str(path))
+    except CorpusError as e:
+        res.reason = str(e)
+        return _Checked(res, name)
+    res.papers, res.bad, res.notes = len(parsed.papers), [str(b) for b in parsed.bad], parsed.notes
+    out, digest = _Checked(res, name, data, parsed), _sha(data)
+    if name.startswith("."):
+        res.reason = "a file name starting with '.' is hidden in the library; rename the file"
+    elif digest in stored:
+        res.status, res.stored_as = "unchanged", library.source_name(stored[digest])
+        res.reason = f"already in the library as {res.stored_as}; nothing changed"
+    elif name in taken and taken[name] == digest:
+        res.status, res.reason = "unchanged", "the same file is listed twice; added once"
+    elif name in taken:
+        res.reason = f"another file named {name} is in this batch; rename one of them"
+    elif parsed.bad and not skip_bad:
+        n = len(parsed.bad)
+        res.reason = (f"{n} bad entr{'y' if n == 1 else 'ies'} (below) and {res.papers} good; fix them and add "
+                      "the file again, or add it with --skip-bad to leave the bad ones out")
+    elif not parsed.papers:
+        res.reason = "no usable papers in this file (every entry is bad)"
+    else:
+        taken[name], out.copy = digest, True
+    return out
+
+
+def _report_merge(cands: list[_Checked], settings) -> None:
+    """Fill new/merged/conflicts of each accepted file by merging it with the corpus as it will be."""
+    replaced = {library.source_name(c.name) for c in cands}
+    occ, _, _ = library.occurrences(settings)
+    before = {p.paper_id for p in merge_papers(occ).papers}
+    kept = [p for p in occ if not set(p.sources) & replaced]
+    owners = [(c, p) for c in cands for p in c.parsed.papers]
+    merged, seen = merge_papers(kept + [p for _, p in owners]), set()
+    for i, (c, _) in enumerate(owners, len(kept)):
+        g = merged.group_of[i]
+        paper, src = merged.papers[g], library.source_name(c.name)
+        if paper.paper_id not in before and g not in seen:
+            c.result.new.append(paper.title)
+        elif g in seen or set(paper.sources) - {src}:
+            c.result.merged.append(paper.title)
+        seen.add(g)
+    for c in cands:
+        src = library.source_name(c.name)
+        c.result.conflicts = [library.conflict_text(p, x) for p in merged.papers for x in p.conflicts
+                              if src in (x.kept, x.other)]
+
+
+def _restore(files: list[_Checked], settings) -> None:
+    """Papers removed earlier come back when a file holding them is added again."""
+    removed = before = library.removed_papers(settings)
+    for c in files:
+        back = [p for p in c.parsed.papers if library.is_removed(p, removed)]
+        c.result.restored = [p.title for p in back]
+        removed = [r for r in removed if not any(library.is_removed(p, [r]) for p in back)]
+    if removed != before:
+        library.save_removed(settings, removed)
+
+
+def add_files(paths: list[str | Path], settings, *, skip_bad: bool = False) -> AddReport:
+    """Check every file, then copy the accepted ones into the library. Does not re-index."""
+    lib = library.library_dir(settings)
+    stored = {_sha(read_bytes(f, library.source_name(f.name))): f.name for f in library.library_files(settings)}
+    taken: dict[str, str] = {}
+    checked = [_check(Path(p), skip_bad, taken, stored) for p in paths]
+    cands = [c for c in checked if c.copy]
+    if cands:
+        _report_merge(cands, settings)
+    for c in cands:  # each file whole or not at all; a failure leaves the earlier ones added
+        existed = (lib / c.name).exists()
+        try:
+            library.write_atomic(lib / c.name, c.data)
+        except OSError as e:
+            raise CorpusError(str(lib), 0, f"cannot write {c.name} into the library ({e.strerror or e}); make "
+                              "RAG_LIBRARY_DIR a writable folder") from None
+        c.result.status, c.result.stored_as = ("replaced" if existed else "added"), library.source_name(c.name)
+    _restore([c for c in checked if c.result.status != "rejected"], settings)
+    return AddReport([c.result for c in checked])
+
+
+# --- remove -------------------------------------------------------------------------------------
+
+@dataclass
+class RemoveResult:
+    paper_id: str
+    title: str
+    files: list[str]  # library files that listed it
+    deleted: list[str]  # library files deleted because nothing in them is left
+
+
+def _matches(p: Paper, ident: str) -> bool:
+    ident = ident.strip()
+    keys = {ident, ident.lower()}
+    for norm in (arxiv_id, doi):
+        try:
+            keys.add(norm(ident))
+        except EntryProblem:
+            pass
+    return bool({p.paper_id, p.arxiv_id, p.doi} & keys)
+
+
+def find_paper(papers: list[Paper], ident: str) -> Paper:
+    found = [p for p in papers if _matches(p, ident)]
+    if not found:
+        raise InputError(f"no paper has the id, arXiv id or DOI {ident!r}; list yours with "
+                         "`python -m rag papers --source library`")
+    return found[0]
+
+
+def remove_paper(ident: str, settings) -> RemoveResult:
+    """Take one added paper out of the corpus (by paper id, arXiv id or DOI). Does not re-index."""
+    paper = find_paper(library.load_all(settings), ident)
+    if paper.in_seeds:
+        seeds = ", ".join(s for s in paper.sources if not s.startswith(library.LIBRARY_PREFIX))
+        raise InputError(f"{paper.title!r} ({paper.paper_id}) is a seed paper (listed in {seeds}); only papers "
+                         "you added can be removed — seed papers come from RAG_SEED_DIR")
+    removed = library.removed_papers(settings) + [{"paper_id": paper.paper_id, "title": paper.title,
+                                              "title_key": title_key(paper.title), "arxiv_id": paper.arxiv_id,
+                                              "doi": paper.doi}]
+    library.save_removed(settings, removed)
+    return RemoveResult(paper.paper_id, paper.title, list(paper.sources), _delete_emptied(paper, settings, removed))
+
+
+def _delete_emptied(paper: Paper, settings, removed: list[dict]) -> list[str]:
+    """Delete library files that listed the paper and now have nothing left; prune their tombstones."""
+    deleted = []
+    for f in library.library_files(settings):
+        if library.source_name(f.name) not in paper.sources:
+            continue
+        parsed = library.read_library_file(f)
+        if all(library.is_removed(p, removed) for p in parsed.papers):
+            f.unlink()
+            deleted.append(library.source_name(f.name))
+    if deleted:
+        remaining = [p for f in library.library_files(settings) for p in library.read_library_file(f).papers]
+        library.save_removed(settings, [r for r in removed if any(library.is_removed(p, [r]) for p in remaining)])
+    return deleted

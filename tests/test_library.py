@@ -1,0 +1,331 @@
+"""The user's own papers: each format's parser, the library's add/remove rules, merging and
+conflicts, and add -> index -> ask end to end on a small seed set (real MiniLM, real Chroma)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from rag.corpus import formats, library
+from rag.corpus.manage import add_files, remove_paper
+from rag.corpus.merge import merge_papers
+from rag.corpus.paper import Paper, paper_id_for
+from rag.errors import CorpusError, InputError
+
+from conftest import DATA, ROOT
+
+LIB = DATA / "library"
+GLACIER = "Forecasting Alpine Glacier Melt with Graph Neural Networks over Sensor Meshes"
+SCIBENCH = "SciBench: Evaluating College-Level Scientific Problem-Solving Abilities of Large Language Models"
+
+
+def parse(name: str):
+    return formats.parse_path(LIB / name, library.source_name(name), name)[1]
+
+
+# --- parsers ---------------------------------------------------------------------------------------
+
+def test_bibtex_keeps_authors_year_venue_doi_eprint_url_and_decodes_latex():
+    p = {x.title: x for x in parse("refs.bib").papers}
+    g = p[GLACIER]
+    assert g.author_names == ("Anna Kowalski", "Jonas Müller", "Hiroshi Tanaka") and g.authors == 3
+    assert (g.year, g.date_raw, g.date) == (2024, "Mar 2024", None)
+    assert g.venue == "Journal of Cryospheric Machine Learning"
+    assert (g.doi, g.arxiv_id, g.url) == ("10.5555/jcml.2024.0117", "2403.01117", "https://arxiv.org/abs/2403.01117")
+    assert g.categories == ("cs.LG",) and g.kind == "bibtex" and g.sources == ("library/refs.bib",)
+    assert g.paper_id == paper_id_for(GLACIER)
+    assert "  " not in g.abstract and g.abstract.endswith("across eleven melt seasons.")
+    assert p["TideLM: Tokenising Tidal Gauge Records for Sea-Level Language Models"].venue.startswith("Proceedings")
+
+
+def test_bibtex_percent_in_an_abstract_is_text_not_a_latex_comment():
+    sci = next(x for x in parse("refs.bib").papers if x.title == SCIBENCH)
+    assert "35.80%. Furthermore" in sci.abstract and sci.abstract.endswith("scientific research and discovery.")
+
+
+def test_atom_entry_fields():
+    a = {x.title: x for x in parse("arxiv.xml").papers}
+    reef = a["Acoustic Fingerprints of Coral Reef Recovery after Bleaching Events"]  # the title's line break joined
+    assert reef.arxiv_id == "2501.04321" and reef.doi == "10.5555/reef.2025.004"
+    assert (reef.date, reef.year) == ("2025-01-08", 2025)
+    assert reef.author_names == ("Leilani Kahale", "Marco Bianchi") and reef.org == "University of Hawaii"
+    assert reef.categories == ("cs.SD", "q-bio.PE") and reef.kind == "atom"
+    assert reef.abstract.startswith("Hydrophones on 23 reefs")
+
+
+def test_jsonl_maps_known_columns_and_notes_the_others():
+    parsed = parse("papers.jsonl")
+    bees, heat = parsed.papers
+    assert bees.doi == "10.5555/apis.2024.77" and bees.org == "University of Ljubljana" and bees.date == "2024-06-14"
+    assert bees.author_names == ("Ines Duarte", "Tomas Horvat") and bees.venue == "Apidologie Letters"
+    assert heat.arxiv_id == "2309.05555" and heat.year == 2023 and heat.author_names == ("Giulia Rossi", "Paolo Verdi")
+    assert parsed.notes and "notes" in parsed.notes[0]
+
+
+def test_csv_header_is_case_insensitive_and_excel_bom_semicolons_work():
+    plain, excel = parse("papers.csv"), parse("excel_bom.csv")
+    assert [p.title for p in plain.papers] == [p.title for p in excel.papers]
+    slump = plain.papers[0]
+    assert slump.title.startswith("Permafrost") and slump.doi == "10.5555/perma.2024.3" and slump.year == 2024
+    assert not excel.bad and "Rating" in excel.notes[0]
+
+
+def test_more_listing_pages_in_the_seed_layout():
+    papers = parse("more_daily_papers.txt").papers
+    assert [p.title for p in papers] == ["Sourdough Starter Microbiomes Converge Within Two Weeks",
+                                         "Bicycle Lane Width and Overtaking Distance: A Sensor Study"]
+    assert (papers[0].org, papers[0].authors, papers[0].date, papers[0].upvotes) == ("Fermentation Lab", 5, "2025-03-03", 7)
+    assert [p.title for p in parse("bom_listing.txt").papers] == [p.title for p in papers]
+
+
+# --- bad entries and bad files ----------------------------------------------------------------------
+
+def test_bad_bibtex_entries_are_each_named_and_do_not_hide_the_good_ones():
+    parsed = parse("refs_bad.bib")
+    assert [p.title for p in parsed.papers] == ["Lichen Growth Rings as a Proxy for Rock-Surface Exposure Ages",
+                                                 "Seabird Colony Counts from Drone Thermal Imagery"]
+    (missing, broken) = parsed.bad
+    assert (missing.where, missing.label, missing.problem) == ("line 11", "noabstract2021", "no abstract")
+    assert broken.where == "line 17" and broken.label == "broken2020" and "not closed" in broken.problem
+    assert "refs_bad.bib: line 17 (broken2020)" in str(broken) and "braces" in str(broken)
+
+
+def test_bad_jsonl_lines():
+    bad = [str(b) for b in parse("papers_bad.jsonl").bad]
+    assert len(bad) == 3
+    assert "line 2" in bad[0] and "not valid JSON" in bad[0]
+    assert "line 3 (No Abstract Here): no abstract" in bad[1]
+    assert "line 4" in bad[2] and "not an object" in bad[2]
+
+
+@pytest.mark.parametrize("name, words", [
+    ("arxiv_truncated.atom", ["arxiv_truncated.atom:27", "not well-formed XML", "save the complete"]),
+    ("latin1.csv", ["latin1.csv:2", "not UTF-8", "re-save the file as UTF-8"]),
+    ("no_abstract_column.csv", ["no_abstract_column.csv:1", "no 'abstract' column", "title and abstract"]),
+])
+def test_a_bad_file_is_one_error_naming_it_and_the_fix(name, words):
+    with pytest.raises(CorpusError) as e:
+        parse(name)
+    message = str(e.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_unknown_extension_names_the_accepted_ones(tmp_path):
+    f = tmp_path / "refs.ris"
+    f.write_text("TY  - JOUR\n")
+    with pytest.raises(CorpusError, match=r"unknown file type '\.ris'.*\.bib"):
+        formats.parse_path(f, "x", str(f))
+
+
+# --- merging ----------------------------------------------------------------------------------------
+
+def _paper(title, abstract="An abstract long enough to be one, about nothing at all in particular.", src="a", **kw):
+    return Paper(paper_id_for(title), title, abstract, sources=(src,), **kw)
+
+
+def test_merge_by_arxiv_id_or_doi_even_when_titles_differ():
+    merged = merge_papers([_paper("Deep Nets", src="seed.txt"), _paper("Deep Nets (extended)", src="library/a.bib",
+                                                                       arxiv_id="2401.00001"),
+                           _paper("Deep nets, v2", src="library/b.csv", arxiv_id="2401.00001", doi="10.1/x"),
+                           _paper("Another Name", src="library/c.jsonl", doi="10.1/x")])
+    # "Deep Nets" shares neither an id nor its exact title with the others: a paper of its own
+    assert [len(p.sources) for p in merged.papers] == [1, 3]
+    assert merged.papers[1].doi == "10.1/x" and merged.papers[1].arxiv_id == "2401.00001"
+
+
+def test_same_title_with_different_arxiv_ids_stays_two_papers_with_two_ids():
+    merged = merge_papers([_paper("Survey", arxiv_id="2401.00001"), _paper("Survey", arxiv_id="2402.00002")])
+    assert len(merged.papers) == 2 and len({p.paper_id for p in merged.papers}) == 2
+
+
+def test_seed_occurrence_wins_and_a_different_abstract_is_a_recorded_conflict():
+    seed = _paper("Deep Nets", src="000_seed.txt")
+    lib = _paper("Deep Nets", "A quite different abstract that says other things about deep nets and more.",
+                 src="library/a.bib", arxiv_id="2401.00001", venue="NeurIPS")
+    (p,) = merge_papers([lib, seed]).papers
+    assert p.abstract == seed.abstract and p.arxiv_id == "2401.00001" and p.venue == "NeurIPS"
+    assert p.sources == ("000_seed.txt", "library/a.bib")
+    (c,) = p.conflicts
+    assert (c.kept, c.other, c.other_abstract) == ("000_seed.txt", "library/a.bib", lib.abstract)
+
+
+def test_abstracts_differing_only_in_spacing_and_punctuation_are_no_conflict():
+    a = _paper("T", "Models, we find, are “good” at this  task -- mostly.", src="x.txt")
+    b = _paper("T", "Models we find are \"good\" at this task - mostly", src="library/y.bib")
+    assert merge_papers([a, b]).papers[0].conflicts == ()
+
+
+def test_seed_paper_hashes_are_unchanged_by_the_new_fields():
+    p = _paper("T")
+    assert p.content_hash == Paper(p.paper_id, "T", p.abstract, sources=("other.txt",)).content_hash
+    assert p.content_hash != Paper(p.paper_id, "T", p.abstract, sources=("library/x.bib",)).content_hash
+
+
+# --- the library: add / remove ------------------------------------------------------------------------
+
+def test_a_file_with_bad_entries_is_rejected_whole_unless_skip_bad(small_settings):
+    report = add_files([LIB / "refs_bad.bib"], small_settings)
+    (f,) = report.files
+    assert f.status == "rejected" and f.papers == 2 and len(f.bad) == 2 and "--skip-bad" in f.reason
+    assert library.library_files(small_settings) == [] and not report.changed
+    (f,) = add_files([LIB / "refs_bad.bib"], small_settings, skip_bad=True).files
+    assert f.status == "added" and len(f.new) == 2 and len(f.bad) == 2
+    titles = {p.title for p in library.load_all(small_settings)}
+    assert "Seabird Colony Counts from Drone Thermal Imagery" in titles and "A Paper Without Its Abstract" not in titles
+
+
+def test_each_file_is_all_or_nothing_and_good_files_still_go_in(small_settings):
+    report = add_files([LIB / "papers.csv", LIB / "latin1.csv", LIB / "arxiv_truncated.atom", LIB / "arxiv.xml"],
+                       small_settings)
+    assert [f.status for f in report.files] == ["added", "rejected", "rejected", "added"]
+    assert "not UTF-8" in report.files[1].reason and "not well-formed" in report.files[2].reason
+    assert [f.name for f in library.library_files(small_settings)] == ["arxiv.xml", "papers.csv"]
+    assert (library.library_dir(small_settings) / "arxiv.xml").read_bytes() == (LIB / "arxiv.xml").read_bytes()
+    assert not [f for f in library.library_dir(small_settings).iterdir() if f.name.startswith(".tmp")]
+
+
+def test_duplicates_across_files_are_merged_and_counted(small_settings):
+    report = add_files([LIB / "refs.bib", LIB / "arxiv.xml"], small_settings)
+    bib, atom = report.files
+    assert sorted(bib.new) == [GLACIER, "TideLM: Tokenising Tidal Gauge Records for Sea-Level Language Models"]
+    assert bib.merged == [SCIBENCH]  # a seed paper: same abstract, so no conflict
+    assert atom.merged == [GLACIER] and not bib.conflicts and not atom.conflicts
+    glacier = next(p for p in library.load_all(small_settings) if p.title == GLACIER)
+    assert glacier.sources == ("library/arxiv.xml", "library/refs.bib")
+    assert glacier.date == "2024-03-02" and glacier.authors == 3  # the Atom's full date, the .bib's three authors
+
+
+def test_a_conflicting_abstract_is_reported_not_resolved(small_settings, capsys, monkeypatch):
+    (f,) = add_files([LIB / "conflict.jsonl"], small_settings).files
+    assert f.status == "added" and f.merged == [SCIBENCH]
+    assert len(f.conflicts) == 1 and "library/conflict.jsonl" in f.conflicts[0] and "kept the one from 00" in f.conflicts[0]
+    sci = next(p for p in library.load_all(small_settings) if p.title == SCIBENCH)
+    assert sci.abstract.startswith("Recent advances") and sci.conflicts[0].other_abstract.startswith("A different")
+    _use(monkeypatch, small_settings)
+    from rag.cli import main
+
+    assert main(["papers", "--json", "--source", "library"]) == 0
+    out, err = capsys.readouterr()
+    (listed,) = json.loads(out)
+    assert listed["conflicts"][0]["other"] == "library/conflict.jsonl" and "different abstract" in err
+
+
+def test_readding_the_same_file_changes_nothing(small_settings):
+    add_files([LIB / "refs.bib"], small_settings)
+    before = sorted((f.name, f.stat().st_mtime_ns) for f in library.library_dir(small_settings).iterdir())
+    report = add_files([LIB / "refs.bib"], small_settings)
+    assert report.files[0].status == "unchanged" and not report.changed
+    assert sorted((f.name, f.stat().st_mtime_ns) for f in library.library_dir(small_settings).iterdir()) == before
+
+
+def test_remove_by_arxiv_id_doi_or_paper_id_and_a_seed_paper_cannot_be_removed(small_settings):
+    add_files([LIB / "refs.bib", LIB / "papers.jsonl"], small_settings)
+    with pytest.raises(InputError, match="seed paper.*only papers you added"):
+        remove_paper(paper_id_for(SCIBENCH), small_settings)
+    with pytest.raises(InputError, match="no paper has"):
+        remove_paper("2999.99999", small_settings)
+    assert remove_paper("arXiv:2403.01117", small_settings).title == GLACIER
+    assert remove_paper("https://doi.org/10.5555/APIS.2024.77", small_settings).deleted == []
+    heat = paper_id_for("Measuring Urban Heat Islands with Delivery-Bike Thermometers")
+    assert remove_paper(heat, small_settings).deleted == ["library/papers.jsonl"]  # nothing left in it
+    titles = {p.title for p in library.load_all(small_settings)}
+    assert GLACIER not in titles and "TideLM: Tokenising Tidal Gauge Records for Sea-Level Language Models" in titles
+    (f,) = add_files([LIB / "refs.bib"], small_settings).files  # unchanged file, but its removed paper returns
+    assert f.restored == [GLACIER] and GLACIER in {p.title for p in library.load_all(small_settings)}
+
+
+def test_papers_source_filter(small_settings):
+    add_files([LIB / "papers.csv"], small_settings)
+    papers = library.load_all(small_settings)
+    assert len(library.select(papers, "library")) == 2
+    assert len(library.select(papers, "seeds")) == 13
+    assert len(library.select(papers, "papers.csv")) == len(library.select(papers, "library/papers.csv")) == 2
+    assert len(library.select(papers, "001_e9ec3acac07436bd.txt")) == 13
+
+
+# --- end to end: add -> index -> ask -> remove ---------------------------------------------------------
+
+def _use(monkeypatch, settings):
+    """Point the CLI's settings (env) at these temp dirs."""
+    from rag.settings import get_settings
+
+    for key, value in (("SEED_DIR", settings.seed_dir), ("DATA_DIR", settings.data_dir),
+                       ("LIBRARY_DIR", settings.library_dir)):
+        monkeypatch.setenv(f"RAG_{key}", str(value))
+    get_settings.cache_clear()
+
+
+def test_add_index_ask_readd_remove(small_settings, monkeypatch, capsys):
+    import rag
+    from rag.cli import main
+
+    _use(monkeypatch, small_settings)
+    assert main(["index"]) == 0
+    assert main(["add", str(LIB / "refs.bib"), str(LIB / "latin1.csv")]) == 2  # one file rejected
+    out, err = capsys.readouterr()
+    assert "refs.bib: added as library/refs.bib — 3 papers: 2 new, 1 duplicates merged" in out
+    assert "latin1.csv: REJECTED" in out and "added 2, updated 1, removed 0, unchanged 12" in err
+
+    answer = rag.ask("How much did the graph neural network reduce glacier melt forecast error?",
+                     backend="extractive", settings=small_settings)
+    assert not answer.abstained and answer.citations[0].title == GLACIER
+    c = answer.citations[0]
+    assert (c.arxiv_id, c.doi, c.sources) == ("2403.01117", "10.5555/jcml.2024.0117", "library/refs.bib")
+    assert "31 percent" in c.abstract and GLACIER in answer.text
+
+    assert main(["add", "--json", str(LIB / "refs.bib")]) == 0  # the same file again: nothing to embed
+    again = json.loads(capsys.readouterr().out)
+    assert again["files"][0]["status"] == "unchanged" and again["index"] is None
+    report = rag.build_index(small_settings)
+    assert report.chunks_embedded == 0 and report.unchanged == 15
+
+    assert main(["remove", "2403.01117"]) == 0
+    assert "removed 1, unchanged 14" in capsys.readouterr().err
+    hits = rag.search("glacier melt forecasting graph neural network sensor mesh", k=5, settings=small_settings)
+    assert GLACIER not in [h.title for h in hits]
+
+
+def test_cli_remove_of_a_seed_paper_is_exit_2_with_one_line(small_settings, monkeypatch, capsys):
+    from rag.cli import main
+
+    _use(monkeypatch, small_settings)
+    assert main(["remove", "--no-index", paper_id_for(SCIBENCH)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is a seed paper" in err
+
+
+def test_tests_never_touch_the_projects_library():
+    from rag.settings import Settings
+
+    assert Settings().library_dir.resolve() != (ROOT / "library").resolve()
+
+
+# --- the page's rendering of where a paper came from -----------------------------------------------
+
+def test_source_card_links_only_well_formed_ids_and_escapes_them():
+    from rag.answer.types import Citation
+    from ui import render
+
+    c = Citation(1, "p1", "T", "e", arxiv_id="2403.01117", doi="10.5555/a<b>", url="javascript:alert(1)")
+    html = render._card_meta(c)
+    assert 'href="https://arxiv.org/abs/2403.01117"' in html and 'href="https://doi.org/10.5555/a&lt;b&gt;"' in html
+    assert "javascript:" not in html and "<b>" not in html
+    assert "href" not in render._card_meta(Citation(1, "p1", "T", "e", arxiv_id="../../evil"))
+
+
+def test_upload_report_names_files_not_temp_paths(small_settings, tmp_path):
+    from ui import render
+
+    upload = tmp_path / "gradio-tmp" / "latin1.csv"
+    upload.parent.mkdir()
+    shutil.copy(LIB / "latin1.csv", upload)
+    html = render.added_html(add_files([upload, LIB / "refs.bib"], small_settings))
+    assert "latin1.csv: rejected, nothing added" in html and "gradio-tmp" not in html
+    assert "refs.bib: added" in html and "2 new, 1 merged" in html and f"<li>{GLACIER}</li>" in html
+
+
+def test_the_same_file_twice_in_one_batch_is_added_once(small_settings):
+    report = add_files([LIB / "papers.csv", LIB / "papers.csv"], small_settings)
+    assert [f.status for f in report.files] == ["added", "unchanged"] and report.files[0].merged == []
