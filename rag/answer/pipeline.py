@@ -26,7 +26,7 @@ from rag.answer import compose
 from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, RULES, SMALL_RULES, SYSTEM,
                                 TASKS, USER)
-from rag.answer.shape import Shape, classify
+from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, classify
 from rag.answer.types import Answer, Citation, Sentence
 from rag.errors import InputError
 from rag.llm.base import BACKENDS, ChatBackend, get_backend
@@ -146,6 +146,17 @@ def _abstain_reason(prep: Prepared, relevance: float) -> str | None:
     missing = ev.unmatched_names(prep.question, prep.sources)
     if missing:
         return f"the retrieved abstracts never mention {', '.join(missing)}"
+    if prep.shape.kind == "metadata":
+        return _missing_details(prep)
+    return None
+
+
+def _missing_details(prep: Prepared) -> str | None:
+    """A metadata question about details the listings do not give cannot be answered."""
+    asked = asked_fields(prep.question)
+    given = [f for f in asked if any(s.hit.meta.get(k) is not None for s in prep.sources for k in FIELD_KEYS[f])]
+    if asked and not given:
+        return f"the listings give no {' or '.join(asked)} for the matching papers"
     return None
 
 

@@ -49,7 +49,7 @@ SHAPES: dict[str, Shape] = {
     # tuned on the dev split (evals/gold.jsonl): key-fact recall against citation precision
     "fact": Shape("fact", 2, 0.05, 2),
     "which_paper": Shape("which_paper", 1, 0.0, 3),
-    "multi": Shape("multi", 5, 0.12, 1),
+    "multi": Shape("multi", 4, 0.1, 2, 0.93),
     "metadata": Shape("metadata", 2, 0.0, 1),
 }
 
@@ -64,3 +64,18 @@ def classify(question: str) -> Shape:
     if _WHICH.search(question):
         return SHAPES["which_paper"]
     return SHAPES["fact"]
+
+
+# Listing details a metadata question can ask for, and the words that ask for them.
+FIELDS = {
+    "org": re.compile(r"\b(organi[sz]ation|company|lab|institution|group|team|behind|released|developed|credited)\b", re.I),
+    "date": re.compile(r"\b(when|date|published|came out|first|earlier|later|year)\b", re.I),
+    "authors": re.compile(r"\bauthors?\b|\bwrote\b", re.I),
+    "upvotes": re.compile(r"\bupvotes?\b", re.I),
+}
+FIELD_KEYS = {"org": ("org",), "date": ("date_raw", "date"), "authors": ("authors",), "upvotes": ("upvotes",)}
+
+
+def asked_fields(question: str) -> list[str]:
+    """The listing details a metadata question asks for (org, date, authors, upvotes)."""
+    return [name for name, cue in FIELDS.items() if cue.search(question)]

@@ -153,7 +153,7 @@ def _named_in(name: str, text: str, squashed: str) -> bool:
         return _squash(name) in squashed
     parts = [p.lower() for p in name.split("-") if len(p) >= 3 and any(c.isupper() for c in p)
              and not (p.isupper() and len(p) < 4)]
-    return all(p in text for p in parts)
+    return all(p in text or (p.endswith("s") and p[:-1] in text) for p in parts)  # plural of a named thing
 
 
 def unmatched_names(question: str, sources: list[Source]) -> list[str]:
@@ -162,7 +162,8 @@ def unmatched_names(question: str, sources: list[Source]) -> list[str]:
     similar the rest of its wording."""
     text = " ".join(f"{s.hit.title} {s.hit.abstract} {metadata_text(s.hit.meta)}" for s in sources).lower()
     squashed = _squash(text)
-    return sorted(n for n in entities_in(question) if not _named_in(n, text, squashed))
+    names = {n for sentence in split_sentences(question) for n in entities_in(sentence)}  # "…? Summarize" starts one
+    return sorted(n for n in names if not _named_in(n, text, squashed))
 
 
 def relevance_signal(sources: list[Source]) -> float:
