@@ -22,6 +22,7 @@ import queue
 import secrets
 import signal
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -72,13 +73,22 @@ class LlamaCppBackend:
         self._workers: set[tuple[threading.Thread, threading.Event]] = set()
 
     @classmethod
-    def load(cls, settings: Settings) -> "LlamaCppBackend":
-        """The configured model, after its child-process test run passed (rag.llm.probe)."""
+    def load(cls, settings: Settings, notes: list[str] | None = None) -> "LlamaCppBackend":
+        """The configured model, after its child-process test run passed (rag.llm.probe).
+        `notes` hears about slow first-use work (a test run, a model load), so a user sees the phases."""
         from rag.llm import probe
 
+        start = time.perf_counter()
         path, spec = resolve(settings)
-        probe.require_ok(path, settings)
-        return cls.open(path, spec, settings)
+        if probe.require_ok(path, settings) and notes is not None:
+            notes.append(f"tested the embedded runtime with {path.name} in a child process first "
+                         f"({time.perf_counter() - start:.1f} s, once per model, runtime and CPU)")
+        loaded = len(_loaded)
+        start = time.perf_counter()
+        backend = cls.open(path, spec, settings)
+        if len(_loaded) > loaded and notes is not None:
+            notes.append(f"loaded the embedded model {backend.model} in {time.perf_counter() - start:.1f} s")
+        return backend
 
     @classmethod
     def load_auto(cls, settings: Settings, notes: list[str]) -> "LlamaCppBackend | None":
@@ -89,7 +99,7 @@ class LlamaCppBackend:
             chain = [settings.with_overrides(llamacpp_model=s.key) for s in mf.fallback_chain(settings.llamacpp_model)]
         for candidate in chain:
             try:
-                return cls.load(candidate)
+                return cls.load(candidate, notes)
             except BackendUnavailable as e:
                 notes.append(f"embedded model not used: {e}")
         return None
