@@ -23,15 +23,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m")
+PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}  # what rag.llm.llamacpp sets before loading the runtime
 SWEEP = [  # (label, config changes) on the 1.5B model
-    ("baseline: 2 threads, batch 512, flash off", {}),
+    ("baseline: 2 threads, batch 512, flash off, OMP passive (rag's defaults)", {}),
+    ("OMP wait policy left at libgomp's default (spin)", {"env": {"OMP_WAIT_POLICY": "ACTIVE"}}),
     ("1 thread", {"threads": 1}),
     ("batch 128", {"batch": 128}),
     ("batch 2048", {"batch": 2048}),
     ("flash attention on", {"flash": True}),
     ("flash on + KV cache q8_0", {"flash": True, "kv": "GGML_TYPE_Q8_0"}),
-    ("thread polling 0 (no spin)", {"poll": 0}),
-    ("OMP_WAIT_POLICY=PASSIVE", {"env": {"OMP_WAIT_POLICY": "PASSIVE"}}),
+    ("thread polling 0", {"poll": 0}),
 ]
 ANSWER_TOKENS = 80
 CHILD_TIMEOUT = 900
@@ -102,7 +103,7 @@ def child(config: dict) -> dict:
 
 
 def run_child(config: dict) -> dict:
-    env = {**os.environ, **config.get("env", {})}
+    env = {**os.environ, **PASSIVE, **config.get("env", {})}
     try:
         done = subprocess.run([sys.executable, "-m", "bench.runtime", "--child", json.dumps(config)], cwd=ROOT,
                               capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT)
@@ -151,6 +152,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.runtime", description=__doc__.splitlines()[0])
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="models only, no parameter sweep")
+    ap.add_argument("--sweep-only", action="store_true", help="the parameter sweep only")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "runtime.md")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads for the per-model table")
     args = ap.parse_args(argv)
@@ -159,7 +161,7 @@ def main(argv=None) -> int:
         return 0
     load_before = os.getloadavg()[0]
     models = {}
-    for model in MODELS:
+    for model in [] if args.sweep_only else MODELS:
         print(f"  {model}…", flush=True)
         models[model] = run_child({"model": model, "prompts": [300, 600], "answer_tokens": ANSWER_TOKENS, "prefix": True,
                                    "threads": args.threads})
@@ -169,7 +171,9 @@ def main(argv=None) -> int:
         sweep.append((label, run_child({"model": MODELS[0], "prompts": [300], "answer_tokens": 32, **change})))
     lines = [f"# Embedded runtime: xllamacpp per model and parameter ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              "", f"Machine: {os.cpu_count()} cores; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
-             "(other jobs share the cores: compare rows as ratios within this run).", "", f"Per model, {args.threads} thread(s):", "", *model_table(models)]
+             "(other jobs share the cores: compare rows as ratios within this run).", ""]
+    if models:
+        lines += [f"Per model, {args.threads} thread(s), OMP_WAIT_POLICY=PASSIVE:", "", *model_table(models)]
     if sweep:
         lines += ["", *sweep_table(sweep)]
     args.out.write_text("\n".join(lines) + "\n")

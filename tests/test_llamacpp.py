@@ -110,3 +110,14 @@ def test_a_broken_gguf_is_one_line_under_llamacpp_and_a_fallback_under_auto(corp
     done = _cli_ask(gguf, "auto", corpus_settings.data_dir)
     assert done.returncode == 0, done.stderr
     assert "embedded model not used" in done.stdout + done.stderr and "2,000" in done.stdout
+
+
+def test_a_prompt_longer_than_the_window_names_the_setting():
+    from rag.errors import ContextOverflow
+
+    tight = LlamaCppBackend.load(Settings(llamacpp_model="smollm2-135m", llamacpp_n_ctx=256))
+    long = [{"role": "user", "content": "word " * 600}]
+    with pytest.raises(ContextOverflow, match="RAG_LLAMACPP_N_CTX"):
+        tight.complete(long, 10)
+    with pytest.raises(ContextOverflow, match="RAG_LLAMACPP_N_CTX"):
+        "".join(tight.stream(long, 10))
