@@ -125,7 +125,7 @@ def model_table(results: dict) -> list[str]:
         if "error" in r:
             lines.append(f"| {model} | {r['error']} |||||||")
             continue
-        for key in [k for k in r if k.startswith("p")] + (["prefix"] if "prefix" in r else []):
+        for key in [k for k in r if k[0] == "p" and k[1:].isdigit()] + (["prefix"] if "prefix" in r else []):
             m = r[key]
             what = f"{m['prompt_tokens']} ({m['cached']} cached)" if key == "prefix" else str(m["prompt_tokens"])
             lines.append(f"| {model} | {_fmt(r['load_s'])} | {what} | {_fmt(m['prompt_tps'])} | {_fmt(m['decode_tps'])} "
@@ -133,18 +133,25 @@ def model_table(results: dict) -> list[str]:
     return lines
 
 
-def sweep_table(results: list[tuple[str, dict]]) -> list[str]:
-    base = results[0][1].get("p300", {})
-    lines = ["| 1.5B, ~300-token prompt | load s | prompt tok/s | × baseline | decode tok/s | × baseline | first token s |",
-             "|---|---|---|---|---|---|---|"]
-    for label, r in results:
-        if "error" in r:
-            lines.append(f"| {label} | {r['error']} ||||||")
+def _median(runs: list[dict], key: str) -> float | None:
+    vals = sorted(r["p300"][key] for r in runs if "p300" in r and r["p300"].get(key) is not None)
+    return vals[len(vals) // 2] if vals else None
+
+
+def sweep_table(results: list[tuple[str, list[dict]]]) -> list[str]:
+    """Medians over the interleaved rounds; ratios against the baseline's median."""
+    base = {k: _median(results[0][1], k) for k in ("prompt_tps", "decode_tps")}
+    lines = ["| 1.5B, ~300-token prompt (median of rounds) | prompt tok/s | × baseline | decode tok/s | × baseline "
+             "| first token s | runs |", "|---|---|---|---|---|---|---|"]
+    for label, runs in results:
+        ok = [r for r in runs if "p300" in r]
+        if not ok:
+            lines.append(f"| {label} | {runs[0].get('error')} ||||||")
             continue
-        m = r["p300"]
-        ratio = lambda k: _fmt(m[k] / base[k], 2) if m.get(k) and base.get(k) else "–"  # noqa: E731
-        lines.append(f"| {label} | {_fmt(r['load_s'])} | {_fmt(m['prompt_tps'])} | {ratio('prompt_tps')} "
-                     f"| {_fmt(m['decode_tps'])} | {ratio('decode_tps')} | {_fmt(m['first_s'], 2)} |")
+        med = {k: _median(ok, k) for k in ("prompt_tps", "decode_tps", "first_s")}
+        ratio = lambda k: _fmt(med[k] / base[k], 2) if med[k] and base[k] else "–"  # noqa: E731
+        lines.append(f"| {label} | {_fmt(med['prompt_tps'])} | {ratio('prompt_tps')} | {_fmt(med['decode_tps'])} "
+                     f"| {ratio('decode_tps')} | {_fmt(med['first_s'], 2)} | {len(ok)} |")
     return lines
 
 
@@ -153,6 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="models only, no parameter sweep")
     ap.add_argument("--sweep-only", action="store_true", help="the parameter sweep only")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the sweep (medians reported)")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "runtime.md")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads for the per-model table")
     args = ap.parse_args(argv)
@@ -165,10 +173,12 @@ def main(argv=None) -> int:
         print(f"  {model}…", flush=True)
         models[model] = run_child({"model": model, "prompts": [300, 600], "answer_tokens": ANSWER_TOKENS, "prefix": True,
                                    "threads": args.threads})
-    sweep = []
-    for label, change in ([] if args.quick else SWEEP):
-        print(f"  1.5B: {label}…", flush=True)
-        sweep.append((label, run_child({"model": MODELS[0], "prompts": [300], "answer_tokens": 32, **change})))
+    sweep = {label: [] for label, _ in ([] if args.quick else SWEEP)}
+    for round_ in range(args.rounds):  # interleaved rounds: a load spike hits every config, not one
+        for label, change in ([] if args.quick else SWEEP):
+            print(f"  1.5B round {round_ + 1}: {label}…", flush=True)
+            sweep[label].append(run_child({"model": MODELS[0], "prompts": [300], "answer_tokens": 32, **change}))
+    sweep = list(sweep.items())
     lines = [f"# Embedded runtime: xllamacpp per model and parameter ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
              "", f"Machine: {os.cpu_count()} cores; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
              "(other jobs share the cores: compare rows as ratios within this run).", ""]

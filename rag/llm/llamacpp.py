@@ -240,6 +240,7 @@ def _params(xlc, path: Path, settings: Settings, api_key: str):
                          else xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED)
     p.fit_params = False  # fits layers to GPU memory; there is none, and it costs load time
     p.warmup = False  # an empty decode at load: only delays the first answer
+    p.cache_ram_mib = 512  # host RAM for saved prompt states (default 8 GiB would grow with every new prompt)
     p.verbosity = -1  # llama.cpp's log would interleave with our streamed answer
     p.api_keys = [api_key]
     return p
