@@ -30,7 +30,7 @@ def test_classify(question, kind):
 
 
 def test_multi_paper_question_gets_one_cited_block_per_paper(corpus_settings):
-    a = rag.ask("Which papers teach LLMs to refuse or decline questions outside their knowledge?",
+    a = rag.ask("Which papers teach language models to refuse questions they do not know the answer to?",
                 backend="extractive", settings=corpus_settings)
     assert a.kind == "multi" and not a.abstained
     titles = [s for s in a.sentences if s.origin == "title"]
