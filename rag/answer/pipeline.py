@@ -24,8 +24,8 @@ from typing import Iterator
 
 from rag.answer import compose
 from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
-from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, RULES, SMALL_RULES, SYSTEM,
-                                TASKS, USER)
+from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, RULES, SMALL_RULES, TASKS,
+                                USER)
 from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, classify
 from rag.answer.types import Answer, Citation, Sentence
 from rag.errors import InputError
@@ -176,7 +176,7 @@ def messages_for(prep: Prepared) -> list[dict]:
     small = prep.backend.small
     user = USER.format(sources=sources, question=question, task=TASKS[prep.shape.kind],
                        rules=SMALL_RULES if small else RULES)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "user", "content": user}]
 
 
 def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[str, object]]:
@@ -188,9 +188,13 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         pieces.append(piece)
         yield "token", piece
     raw = "".join(pieces)
-    if _declined(raw):
-        prep.notes.append("the model found no answer in the sources")
+    if _declined(raw) and relevance < prep.settings.abstain_declined_below:
+        prep.notes.append(f"the model found no answer in the sources, and the best evidence relevance "
+                          f"{relevance:.2f} < {prep.settings.abstain_declined_below:.2f}")
         answer = _abstain(prep, relevance, raw)
+    elif _declined(raw):  # strong evidence the model did not use: quote it rather than refuse
+        prep.notes.append("the model found no direct answer in the sources; the closest evidence is quoted")
+        answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
     else:
         answer = _checked(prep, raw, relevance)
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens

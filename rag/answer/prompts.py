@@ -1,30 +1,27 @@
 """Prompt texts and fixed phrases. Constants, so code, tests and evals can look for them.
 
-Small local models follow an instruction best when it sits in the user turn right before the
-question, and decline reliably only when given one exact word to write: with a system prompt and
-"reply exactly: The corpus does not say" Qwen2.5-1.5B declined answerable questions too; with
-the instruction in the user turn and a `NOT FOUND` sentinel it answered facts and declined what
-the sources do not hold. The task line depends on the shape of the question (rag.answer.shape).
+Small local models follow an instruction best when it sits in the user turn right after the
+sources and the question, and decline reliably only when given one exact word to write (the
+`NOT FOUND` sentinel). Even so, Qwen2.5-1.5B writes NOT FOUND for some answerable questions, so
+its refusal is one signal among several (rag.answer.pipeline._model_declined), not the verdict.
+The task line depends on the shape of the question (rag.answer.shape).
 """
 
 ABSTAIN_TEXT = "The corpus does not say."
 ABSTAIN_CLOSEST = "Closest papers in the corpus:"
 NOT_FOUND = "NOT FOUND"
 
-SYSTEM = "You answer questions about research papers using only the numbered sources you are given."
-
 TASKS = {
-    "fact": "Answer the question in one short sentence. Copy the exact numbers and names from the sources.",
-    "which_paper": "Give the exact title of the source that answers the question, then say in one short "
-                   "sentence what that paper does.",
-    "multi": "For each source that answers the question, write one line '- [n] what that paper does or "
-             "finds', copying its key names and numbers. Skip sources that do not answer it.",
-    "metadata": "Answer the question in one short sentence from the sources' publication details.",
+    "fact": "Answer in one short sentence, copying the exact numbers and names.",
+    "which_paper": "Name the paper by its title and say in one short sentence what it does.",
+    "multi": "Answer in one or two short sentences, naming each paper you use.",
+    "metadata": "Answer in one short sentence.",
 }
-RULES = ("End every sentence with the number of its source in brackets, like [1]. Use only the sources. "
-         f"If the sources do not contain the answer, reply exactly: {NOT_FOUND}")
+RULES = f"Cite the source number in brackets, like [1]. If the sources say nothing about it, write only: {NOT_FOUND}"
 
-USER = "Sources:\n{sources}\n\nQuestion: {question}\n\n{task} {rules}"
+# Sources first, then the question and the task in one user turn, no system prompt: measured on
+# 25 dev questions, a system prompt made Qwen2.5-1.5B decline far more answerable questions.
+USER = "{sources}\n\nUsing only the sources above, answer this question: {question}\n{task} {rules}"
 FOLLOWUP_NOTE = " (follow-up to: {previous})"
 
 # The 135M model over-uses any escape hatch ("NOT FOUND" even when the answer is in source [1]),
