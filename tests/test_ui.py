@@ -105,7 +105,7 @@ def test_embedded_llm_answer_streams_token_by_token(corpus_settings):
     assert len(set(streamed)) >= 3 and len(streamed[-1]) > len(streamed[0])
     html = last_bubble(outputs)
     assert "rag-working" not in html, "the checked answer replaces the raw stream"
-    assert "backend <b>llamacpp</b>" in html and "SmolLM2" in html and "tokens " in html and "first token" in html
+    assert "backend <b>llamacpp</b>" in html and corpus_settings.llamacpp_model in html and "tokens " in html and "first token" in html
     markup = Markup(html)
     assert set(markup.links) <= set(markup.ids)
     assert outputs[-1][1]["history"] == [Q1]

@@ -80,8 +80,7 @@ def read_options(backend, model, k, date_from, date_to, org, settings: Settings)
 
 def _working_status(prep) -> str:
     n = len(prep.sources)
-    model = f" ({prep.model_name})" if prep.model_name != "none" else ""
-    return f"{n} source{'s' if n != 1 else ''} found · answering with {prep.backend_name}{model}"
+    return f"{n} source{'s' if n != 1 else ''} found · the answer is being written ({prep.backend_name})"
 
 
 class ChatPage:
@@ -109,17 +108,17 @@ class ChatPage:
     @staticmethod
     def _turn(question: str, session: dict, options: dict):
         """HTML of the assistant bubble after each event; on the answer, records the question."""
-        status, streamed = "", ""
+        status, streamed, preview = "", "", ""
         for kind, payload in ask_stream(question, history=session["history"], **options):
-            if kind == "prepared":
-                status = _working_status(payload)
+            if kind == "prepared":  # evidence first: the sources show before any model runs
+                status, preview = _working_status(payload), render.evidence_preview_html(payload.sources)
             elif kind == "token":
                 streamed += payload
             else:  # "answer": the checked answer replaces the raw stream
                 session["history"].append(question.strip())
                 yield render.answer_html(payload, session["turn"]) + render.sources_html(payload, session["turn"])
                 return
-            yield render.working_html(status, streamed)
+            yield render.working_html(status, streamed, preview)
 
     @staticmethod
     def _report(err: Exception, title: str = "Could not answer") -> str:
@@ -225,7 +224,7 @@ class ChatPage:
         s = self.settings
         with gr.Accordion("Answer settings", open=True):
             backend = gr.Radio(BACKEND_CHOICES, value=s.backend, label="Backend", elem_id="rag-backend",
-                               info="Auto: Ollama when it runs with the model, else the embedded SmolLM2-135M")
+                               info="Auto: Ollama when it runs with the model, else the embedded model")
             model = gr.Textbox(s.ollama_model, label="Ollama model", info="used by Ollama and Auto")
             k = gr.Slider(1, 20, value=s.top_k, step=1, label="Papers to retrieve (k)")
             with gr.Row():

@@ -50,11 +50,19 @@ def question_html(question: str) -> str:
     return f'<div class="rag-question">{esc(question)}</div>'
 
 
-def working_html(status: str, streamed: str = "") -> str:
-    """The assistant bubble before the checked answer exists: a status line and the raw stream."""
+def working_html(status: str, streamed: str = "", preview: str = "") -> str:
+    """The assistant bubble before the checked answer exists: a status line, the evidence found
+    so far (shown as soon as retrieval finishes) and the model's raw draft as it streams."""
     text = f'<div class="rag-stream-text">{esc(streamed)}<span class="rag-caret">▍</span></div>' if streamed else ""
     return (f'<div class="rag-working"><div class="rag-working-status"><span class="rag-spinner"></span>'
-            f'{esc(status)}</div>{text}</div>')
+            f'{esc(status)}</div>{preview}{text}</div>')
+
+
+def evidence_preview_html(sources) -> str:
+    """The retrieved sources with their best sentence, before the model has written anything."""
+    items = "".join(f'<li><span class="rag-title">[{int(s.n)}] {esc(s.hit.title)}</span>'
+                    f'<div class="rag-quote">“{esc(s.best_sentence)}”</div></li>' for s in sources)
+    return f'<ol class="rag-preview" id="rag-preview">{items}</ol>' if items else ""
 
 
 # --- the checked answer ---------------------------------------------------------------------
@@ -70,11 +78,27 @@ def answer_html(answer, turn_id: object) -> str:
 
 
 def _sentences(answer, turn_id) -> str:
+    """The verified lead, then one evidence item per cited paper, then what the checker could
+    not back, collapsed and marked: it never leads and never looks backed."""
     titles = {c.n: c.title for c in answer.citations}
-    parts = [_sentence(s, turn_id, titles) for s in answer.sentences]
-    if not parts:  # an Answer built without sentences: show its text, still escaped
-        parts = [esc(answer.text)]
-    return f'<p class="rag-text">{" ".join(parts)}</p>'
+    lead = [_sentence(s, turn_id, titles) for s in answer.sentences if s.origin == "model"]
+    if not answer.sentences:  # an Answer built without sentences: show its text, still escaped
+        lead = [esc(answer.text)]
+    parts = [f'<p class="rag-text">{" ".join(lead)}</p>'] if lead else []
+    items, current = [], None
+    for s in answer.sentences:
+        if s.origin == "title":
+            items.append([_marker(s.cites[0], False, turn_id, titles), f'<span class="rag-title">{esc(s.text)}</span>'])
+        elif s.origin == "quote" and items:
+            items[-1].append(f'<span class="rag-quote">“{esc(s.text)}”</span>')
+    if items:
+        lis = "".join(f"<li>{' '.join(i)}</li>" for i in items)
+        parts.append(f'<div class="rag-evidence-head">Evidence</div><ul class="rag-evidence-list">{lis}</ul>')
+    if answer.unverified:
+        bad = " ".join(_sentence(s, turn_id, titles) for s in answer.unverified)
+        parts.append(f'<details class="rag-unverified"><summary>⚠ {len(answer.unverified)} sentence(s) the checker '
+                     f'could not back (hidden)</summary><p>{bad}</p></details>')
+    return "".join(parts)
 
 
 def _sentence(s, turn_id, titles: dict[int, str]) -> str:
@@ -133,9 +157,9 @@ def _footer(answer) -> str:
         parts.append(f"first token {float(t['first_token_s']):.2f} s")
     if "total_s" in t:
         parts.append(f"total {float(t['total_s']):.2f} s")
-    if answer.sentences and not answer.abstained:
-        backed = sum(s.supported for s in answer.sentences)
-        parts.append(f"{backed}/{len(answer.sentences)} sentences backed")
+    written = answer.model_sentences
+    if written and not answer.abstained:
+        parts.append(f"{sum(s.supported for s in written)}/{len(written)} model sentences backed")
     return f'<div class="rag-footer">{" · ".join(parts)}</div>'
 
 
@@ -370,7 +394,15 @@ mark.rag-quoted { background: #fef3c7; color: #1f2937; }
 .rag-error code, .rag-status code, .rag-notes code { background: rgba(0, 0, 0, 0.06); padding: 0 4px;
   border-radius: 3px; }
 .rag-working-status { font-size: 0.85em; color: #6b7280; }
-.rag-stream-text { white-space: pre-wrap; margin-top: 4px; }
+.rag-stream-text { white-space: pre-wrap; margin-top: 4px; color: #6b7280; }
+.rag-evidence-head, .rag-preview-head { margin-top: 6px; font-size: 0.78em; font-weight: 600; text-transform: uppercase;
+  letter-spacing: 0.05em; color: #6b7280; }
+.rag-evidence-list, .rag-preview { margin: 2px 0 6px 1.1em; padding: 0; }
+.rag-evidence-list li, .rag-preview li { margin-bottom: 4px; }
+.rag-quote { font-size: 0.92em; color: #374151; }
+.rag-evidence-list .rag-title { font-size: 0.92em; }
+.rag-unverified { margin: 4px 0; font-size: 0.85em; }
+.rag-unverified summary { cursor: pointer; color: #9a3412; }
 .rag-caret { animation: rag-blink 1s steps(1) infinite; color: #6b7280; }
 @keyframes rag-blink { 50% { opacity: 0; } }
 .rag-spinner { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 6px; vertical-align: -1px;

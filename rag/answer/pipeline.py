@@ -1,36 +1,42 @@
-"""The answer pipeline: retrieve → select evidence → (abstain | extract | prompt an LLM) → check.
+"""The answer pipeline: retrieve → select evidence → (abstain | compose | prompt an LLM) → check.
 
-`ask_stream` yields events — `("prepared", Prepared)`, then `("token", str)` pieces as the LLM
-writes them, then `("answer", Answer)` — and `ask` is the same stream consumed. Both share one
-preparation step, so the streamed and the returned answer cannot disagree.
+`ask_stream` yields events — `("prepared", Prepared)` as soon as retrieval and evidence selection
+are done (before any model is loaded, so sources reach the screen first), then `("token", str)`
+pieces as the LLM writes them, then `("answer", Answer)` — and `ask` is the same stream consumed.
+Both share one preparation step, so the streamed and the returned answer cannot disagree.
 
 Trust rules, enforced here rather than hoped for from the model:
 - a citation must name a numbered source; any other number is removed and reported;
-- every sentence is checked against the abstracts it cites (`rag.citations.supports`); a
+- every sentence is checked against the abstracts it cites (`rag.answer.citations.supports`); a
   sentence the model left uncited is attributed only if a source passes the same check;
-  sentences that fail stay visible but are marked `[unsupported]`;
-- weak evidence, or a model that declines, gives the fixed abstention plus the closest papers.
+- verified content leads; the model's sentences that fail are set apart (`Answer.unverified`),
+  never shown as backed; the evidence below the lead is quoted verbatim (rag.answer.compose);
+- weak evidence, a question naming what no source mentions, or a model that answers NOT FOUND
+  gives the fixed abstention plus the closest papers.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
-from rag.query import evidence as ev
-from rag.answer.types import Answer, Citation, Sentence
+from rag.answer import compose
 from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
-from rag.llm.base import ChatBackend, get_backend
-from rag.answer.prompts import ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, SYSTEM, SYSTEM_SMALL, USER
+from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, RULES, SMALL_RULES, TASKS,
+                                USER)
+from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, classify
+from rag.answer.types import Answer, Citation, Sentence
+from rag.errors import InputError
+from rag.llm.base import BACKENDS, ChatBackend, get_backend
+from rag.query import evidence as ev
 from rag.query.questions import MAX_QUESTION_CHARS, check_history as _check_history, check_question as _check_question
 from rag.query.retrieval import Filters, Hit, search
 from rag.settings import Settings, get_settings
 
-UNSUPPORTED_MARK = "[unsupported]"
-EXTRACTIVE_SENTENCES = 3
-NEW_SOURCE_WITHIN = 0.1  # tuned on the dev split: citation precision vs key-fact recall
+UNSUPPORTED_MARK = compose.UNSUPPORTED_MARK
+PER_PAPER = 4  # most sentences of one abstract in a prompt
 # Words that lean on an earlier turn. Bare "this"/"that" are left out: "in this collection"
 # starts a new question as often as not; "this paper" / "this method" do not.
 _ANAPHORA = re.compile(r"\b(it|its|they|their|them|the authors|(this|that|these|those) (paper|papers|method|"
@@ -43,14 +49,19 @@ class Prepared:
     retrieval_query: str
     hits: list[Hit]
     sources: list[ev.Source]
-    backend: ChatBackend | None
+    shape: Shape
     settings: Settings
     notes: list[str]
     started: float
+    backend: ChatBackend | None = None
+    connected: bool = False  # False until the backend is chosen (after the sources are shown)
+    timings: dict = field(default_factory=dict)
 
     @property
     def backend_name(self) -> str:
-        return self.backend.name if self.backend else "extractive"
+        if self.backend:
+            return self.backend.name
+        return "extractive" if self.connected else self.settings.backend
 
     @property
     def model_name(self) -> str:
@@ -68,16 +79,21 @@ def resolve_query(question: str, history: list | None) -> str:
 
 def prepare(question: str, *, history=None, backend: str | None = None, model: str | None = None,
             k: int | None = None, filters: Filters | None = None, settings: Settings | None = None) -> Prepared:
+    """Retrieve and select evidence; no model is loaded yet."""
     started = time.perf_counter()
     question, history = _check_question(question), _check_history(history)
     settings = _settings_for(settings or get_settings(), backend, model, k)
-    notes: list[str] = []
-    llm = get_backend(settings.backend, settings, notes)
+    if settings.backend not in BACKENDS:
+        raise InputError(f"backend {settings.backend!r} is unknown; choose one of {', '.join(BACKENDS)}")
     query = resolve_query(question, history)
     hits = search(query, k=settings.top_k, filters=filters, settings=settings)
-    budget = _evidence_budget(llm, settings)
-    sources = ev.select(query, hits, budget, settings.sources_in_prompt)
-    return Prepared(question, query, hits, sources, llm, settings, notes, started)
+    shape = classify(question)
+    papers = min(shape.papers, settings.sources_in_prompt)
+    sources = ev.select(question, hits, settings.ollama_evidence_tokens, papers, shape.within, PER_PAPER,
+                        shape.score_ratio)
+    prep = Prepared(question, query, hits, sources, shape, settings, [], started)
+    prep.timings["sources_s"] = round(time.perf_counter() - started, 3)
+    return prep
 
 
 def _settings_for(settings: Settings, backend, model, k) -> Settings:
@@ -89,12 +105,16 @@ def _settings_for(settings: Settings, backend, model, k) -> Settings:
     return settings.with_overrides(**overrides)
 
 
-def _evidence_budget(llm: ChatBackend | None, settings: Settings) -> int:
-    if llm is None:
-        return settings.ollama_evidence_tokens
-    if llm.name == "ollama":  # leave room for instructions, question and answer inside num_ctx
-        return max(100, min(settings.ollama_evidence_tokens, llm.context_window - settings.max_answer_tokens - 400))
-    return settings.evidence_tokens
+def _connect(prep: Prepared) -> ChatBackend | None:
+    """Choose the backend (auto explains its choice in the notes) and fit the evidence to it."""
+    prep.backend = get_backend(prep.settings.backend, prep.settings, prep.notes)
+    prep.connected = True
+    if prep.backend is not None and prep.backend.name != "ollama":
+        prep.sources = ev.trim(prep.sources, prep.settings.evidence_tokens)
+    elif prep.backend is not None:  # leave room for instructions, question and answer inside num_ctx
+        room = prep.backend.context_window - prep.settings.max_answer_tokens - 400
+        prep.sources = ev.trim(prep.sources, max(100, min(prep.settings.ollama_evidence_tokens, room)))
+    return prep.backend
 
 
 def ask_stream(question: str, *, stream: bool = True, **options) -> Iterator[tuple[str, object]]:
@@ -108,7 +128,10 @@ def ask_stream(question: str, *, stream: bool = True, **options) -> Iterator[tup
         prep.notes.append(reason)
         yield "answer", _abstain(prep, relevance)
         return
-    if prep.backend is None:
+    if prep.shape.kind == "metadata" or _connect(prep) is None:
+        if prep.shape.kind == "metadata":
+            prep.connected = True
+            prep.notes.append("answered from the listings' publication details")
         answer = _extractive(prep, relevance)
         yield "token", answer.text
         yield "answer", answer
@@ -123,6 +146,17 @@ def _abstain_reason(prep: Prepared, relevance: float) -> str | None:
     missing = ev.unmatched_names(prep.question, prep.sources)
     if missing:
         return f"the retrieved abstracts never mention {', '.join(missing)}"
+    if prep.shape.kind == "metadata":
+        return _missing_details(prep)
+    return None
+
+
+def _missing_details(prep: Prepared) -> str | None:
+    """A metadata question about details the listings do not give cannot be answered."""
+    asked = asked_fields(prep.question)
+    given = [f for f in asked if any(s.hit.meta.get(k) is not None for s in prep.sources for k in FIELD_KEYS[f])]
+    if asked and not given:
+        return f"the listings give no {' or '.join(asked)} for the matching papers"
     return None
 
 
@@ -134,67 +168,86 @@ def ask(question: str, **options) -> Answer:
     raise RuntimeError("ask_stream ended without an answer")  # unreachable: every path yields one
 
 
-def _messages(prep: Prepared) -> list[dict]:
+def messages_for(prep: Prepared) -> list[dict]:
     question = prep.question
     if prep.retrieval_query != prep.question:
         question += FOLLOWUP_NOTE.format(previous=prep.retrieval_query[: -len(prep.question)].strip())
     sources = "\n\n".join(s.render() for s in prep.sources)
-    system = SYSTEM_SMALL if prep.backend.small else SYSTEM
-    return [{"role": "system", "content": system}, {"role": "user", "content": USER.format(sources=sources, question=question)}]
+    small = prep.backend.small
+    user = USER.format(sources=sources, question=question, task=TASKS[prep.shape.kind],
+                       rules=SMALL_RULES if small else RULES)
+    return [{"role": "user", "content": user}]
 
 
 def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[str, object]]:
     llm, first, pieces = prep.backend, None, []
-    messages = _messages(prep)
+    messages = messages_for(prep)
     limit = prep.settings.small_answer_tokens if llm.small else prep.settings.max_answer_tokens
     for piece in llm.stream(messages, limit) if stream else [llm.complete(messages, limit)]:
         first = first or time.perf_counter()
         pieces.append(piece)
         yield "token", piece
     raw = "".join(pieces)
-    timings = _timings(prep, first)
-    if not raw.strip() or any(r in raw.lower() for r in REFUSALS):
-        prep.notes.append("the model declined or wrote nothing")
+    if _declined(raw) and relevance < prep.settings.abstain_declined_below:
+        prep.notes.append(f"the model found no answer in the sources, and the best evidence relevance "
+                          f"{relevance:.2f} < {prep.settings.abstain_declined_below:.2f}")
         answer = _abstain(prep, relevance, raw)
+    elif _declined(raw):  # strong evidence the model did not use: quote it rather than refuse
+        prep.notes.append("the model found no direct answer in the sources; the closest evidence is quoted")
+        answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
     else:
         answer = _checked(prep, raw, relevance)
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens
-    answer.timings = timings
+    answer.timings = _timings(prep, first)
     yield "answer", answer
+
+
+def _declined(raw: str) -> bool:
+    text = raw.strip().lower()
+    return not text or any(r in text for r in REFUSALS)
 
 
 def _timings(prep: Prepared, first: float | None) -> dict:
     now = time.perf_counter()
-    return {"first_token_s": round((first or now) - prep.started, 3), "total_s": round(now - prep.started, 3)}
-
-
-def _evidence_text(source: ev.Source) -> str:
-    return f"{source.hit.title}. {ev.metadata_text(source.hit.meta)}. {source.hit.abstract}"
+    return {**prep.timings, "first_token_s": round((first or now) - prep.started, 3),
+            "total_s": round(now - prep.started, 3)}
 
 
 def _check_sentence(text: str, cites: list[int], by_n: dict[int, ev.Source]) -> Sentence:
     if cites:
-        sup = supports(" ".join(_evidence_text(by_n[n]) for n in cites), text)
+        sup = supports(" ".join(compose.evidence_text(by_n[n]) for n in cites), text)
         return Sentence(text, cites, sup.ok, sup.reason)
     for source in sorted(by_n.values(), key=lambda s: -s.relevance):
-        if supports(_evidence_text(source), text).ok:
+        if supports(compose.evidence_text(source), text).ok:
             return Sentence(text, [source.n], True, "", attributed=True)
     return Sentence(text, [], False, "cites no source and no source backs it")
 
 
+def _model_sentences(raw: str, n_sources: int) -> tuple[list[tuple[str, list[int]]], list[int]]:
+    """(text, cited numbers) per sentence the model wrote, bullets included; and dangling numbers."""
+    out, removed = [], []
+    for line in raw.splitlines():
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line)
+        for part in answer_sentences(line):
+            marked = parse_markers(part, n_sources)
+            removed += [n for n in marked.removed if n not in removed]
+            if marked.text.strip(" .,;:-") and marked.text not in {t for t, _ in out}:  # small models loop
+                out.append((marked.text, marked.cited))
+    return out, removed
+
+
 def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
+    """The model's sentences checked; backed ones lead, the evidence of what they cite follows."""
     by_n = {s.n: s for s in prep.sources}
-    sentences, removed = [], []
-    for part in answer_sentences(raw):
-        marked = parse_markers(part, len(prep.sources))
-        removed += [n for n in marked.removed if n not in removed]
-        if marked.text.strip(" .,;:") and marked.text not in {s.text for s in sentences}:  # small models loop
-            sentences.append(_check_sentence(marked.text, marked.cited, by_n))
-    if not any(s.supported for s in sentences):
-        # nothing the model wrote could be verified: add the verified evidence beneath it
+    written, removed = _model_sentences(raw, len(prep.sources))
+    checked = [_check_sentence(text, cites, by_n) for text, cites in written]
+    lead = [s for s in checked if s.supported]
+    cited = {n for s in lead for n in s.cites}
+    if not lead:
         prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
-        sentences += _extractive_sentences(prep)
-    answer = _answer(prep, sentences, relevance, raw)
+    evidence = compose.evidence(prep.sources, prep.shape, cited or None)
+    answer = _answer(prep, lead + evidence, relevance, raw)
+    answer.unverified = [s for s in checked if not s.supported]
     answer.removed_citations = removed
     if removed:
         answer.notes.append(f"removed citations to unknown sources: {removed}")
@@ -205,31 +258,29 @@ def _answer(prep: Prepared, sentences: list[Sentence], relevance: float, raw: st
     by_n = {s.n: s for s in prep.sources}
     cited = sorted({n for s in sentences for n in s.cites})
     citations = [_citation(by_n[n], [s for s in sentences if n in s.cites]) for n in cited]
-    return Answer(prep.question, render(sentences), citations, False, prep.backend_name, prep.model_name,
-                  sentences=sentences, raw_text=raw, retrieval_query=prep.retrieval_query,
+    return Answer(prep.question, compose.render(sentences), citations, False, prep.backend_name, prep.model_name,
+                  sentences=sentences, kind=prep.shape.kind, raw_text=raw, retrieval_query=prep.retrieval_query,
                   sources=[_source_dict(s) for s in prep.sources], retrieved=_retrieved(prep),
                   relevance=relevance, notes=prep.notes)
 
 
 def render(sentences: list[Sentence]) -> str:
-    """Sentences with their [n] markers; unsupported ones carry a visible mark."""
-    out = []
-    for s in sentences:
-        marks = "".join(f"[{n}]" for n in s.cites)
-        out.append(" ".join(x for x in (s.text, marks, "" if s.supported else UNSUPPORTED_MARK) if x))
-    return " ".join(out)
+    """The answer text for a list of checked sentences (rag.answer.compose.render)."""
+    return compose.render(sentences)
 
 
 def _citation(source: ev.Source, sentences: list[Sentence]) -> Citation:
     m = source.hit.meta
-    said = " ".join(s.text for s in sentences)
+    said = " ".join(s.text for s in sentences if s.origin != "title")
     # the sentence most relevant to the question, if the answer quotes or uses it; else the one
     # sharing most words with what the answer says
     best = source.best_sentence
     evidence = best if not said or best in said else best_evidence_sentence(source.hit.abstract, said)
     return Citation(source.n, source.hit.paper_id, source.hit.title, evidence,
                     source.hit.abstract, m.get("org"), m.get("date"), m.get("date_raw"), m.get("authors"),
-                    m.get("upvotes"), m.get("sources", ""), all(s.attributed for s in sentences),
+                    m.get("upvotes"), m.get("sources", ""),
+                    all(s.attributed for s in sentences if s.origin == "model") and
+                    any(s.origin == "model" for s in sentences),
                     arxiv_id=m.get("arxiv_id"), doi=m.get("doi"), url=m.get("url"))
 
 
@@ -239,47 +290,22 @@ def _retrieved(prep: Prepared) -> list[dict]:
 
 def _source_dict(s: ev.Source) -> dict:
     return {"n": s.n, "paper_id": s.hit.paper_id, "title": s.hit.title, "relevance": round(s.relevance, 3),
-            "sentences": [t for _, t, _ in sorted(s.sentences)]}
-
-
-def _extractive_picks(sources: list[ev.Source]) -> list[tuple]:
-    """The best sentences; a further paper only when its sentence is nearly as good as the best,
-    so a weak third source does not dilute the citations."""
-    ranked = sorted(((score, s.n, pos, text) for s in sources for pos, text, score in s.sentences), reverse=True)
-    picks: list[tuple] = []
-    for cand in ranked:
-        if len(picks) == EXTRACTIVE_SENTENCES:
-            break
-        if not picks or cand[1] in {p[1] for p in picks} or cand[0] >= picks[0][0] - NEW_SOURCE_WITHIN:
-            picks.append(cand)
-    return picks
+            "sentences": [x.text for x in sorted(s.sentences, key=lambda x: x.pos)]}
 
 
 def _extractive(prep: Prepared, relevance: float) -> Answer:
-    """No LLM: the most relevant evidence sentences, verbatim, each with its citation."""
-    answer = _answer(prep, _extractive_sentences(prep), relevance, "")
+    """No LLM: per chosen paper its heading and best sentences, verbatim, each cited."""
+    answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, "")
     answer.timings = _timings(prep, None)
     return answer
-
-
-def _extractive_sentences(prep: Prepared) -> list[Sentence]:
-    picks = _extractive_picks(prep.sources)
-    by_n = {s.n: s for s in prep.sources}
-    sentences = []
-    for n in sorted({p[1] for p in picks}):
-        meta = ev.metadata_text(by_n[n].hit.meta)
-        header = by_n[n].hit.title + (f" ({meta})" if meta else "") + ":"
-        for text in [header] + [p[3] for p in sorted(picks, key=lambda p: p[2]) if p[1] == n]:
-            sup = supports(_evidence_text(by_n[n]), text)
-            sentences.append(Sentence(text, [n], sup.ok, sup.reason))
-    return sentences
 
 
 def _abstain(prep: Prepared, relevance: float, raw: str = "") -> Answer:
     closest = _retrieved(prep)[:3]
     text = ABSTAIN_TEXT + "\n" + ABSTAIN_CLOSEST + "".join(f"\n- {c['title']}" for c in closest)
     answer = Answer(prep.question, text, [], True, prep.backend_name, prep.model_name, raw_text=raw,
-                    retrieval_query=prep.retrieval_query, sources=[_source_dict(s) for s in prep.sources],
+                    kind=prep.shape.kind, retrieval_query=prep.retrieval_query,
+                    sources=[_source_dict(s) for s in prep.sources],
                     retrieved=_retrieved(prep), closest=closest, relevance=relevance, notes=prep.notes)
     answer.timings = _timings(prep, None)
     return answer

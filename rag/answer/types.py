@@ -35,6 +35,7 @@ class Sentence:
     supported: bool = False
     reason: str = ""
     attributed: bool = False
+    origin: str = "model"  # "model" wrote it; "quote" is an abstract sentence verbatim; "title" a paper heading
 
 
 @dataclass
@@ -45,7 +46,9 @@ class Answer:
     abstained: bool
     backend: str
     model: str
-    sentences: list[Sentence] = field(default_factory=list)
+    sentences: list[Sentence] = field(default_factory=list)  # what is shown as the answer, all checked
+    unverified: list[Sentence] = field(default_factory=list)  # model sentences the checker could not back
+    kind: str = "fact"  # the question's shape: fact, which_paper, multi, metadata
     raw_text: str = ""
     removed_citations: list[int] = field(default_factory=list)
     retrieval_query: str = ""
@@ -60,7 +63,20 @@ class Answer:
 
     @property
     def supported_share(self) -> float:
-        return sum(s.supported for s in self.sentences) / len(self.sentences) if self.sentences else 0.0
+        """Share of every sentence the answer holds (shown or set apart) that the checker backed."""
+        every = self.sentences + self.unverified
+        return sum(s.supported for s in every) / len(every) if every else 0.0
+
+    @property
+    def model_sentences(self) -> list[Sentence]:
+        """What the model wrote, backed or not (quotes and headings the system added excluded)."""
+        return [s for s in self.sentences + self.unverified if s.origin == "model"]
+
+    @property
+    def model_supported_share(self) -> float | None:
+        written = self.model_sentences
+        return sum(s.supported for s in written) / len(written) if written else None
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "supported_share": self.supported_share}
+        return {**asdict(self), "supported_share": self.supported_share,
+                "model_supported_share": self.model_supported_share}

@@ -50,6 +50,12 @@ def key_fact_recall(answer: str, facts: list[str]) -> float | None:
     return sum(f" {normalize(f)} " in norm or normalize(f) in norm for f in facts) / len(facts)
 
 
+def title_named(answer: str, gold: set[str]) -> float:
+    """1.0 when the answer names a gold paper by its title (normalised), else 0.0."""
+    norm = normalize(answer)
+    return float(any(normalize(t) in norm for t in gold))
+
+
 def citation_validity(cited: list[str], retrieved: list[str]) -> float | None:
     """Share of citations that point at a paper retrieval returned (must be 1.0)."""
     return sum(c in set(retrieved) for c in cited) / len(cited) if cited else None

@@ -6,9 +6,14 @@ import json
 from pathlib import Path
 
 RETRIEVAL_KEYS = ("hit@1", "hit@5", "recall@5", "mrr@10", "ndcg@10")
-ANSWER_KEYS = ("key_fact_recall", "citation_validity", "citation_precision", "citation_recall",
-               "supported_share", "abstention_accuracy", "false_abstention_rate")
-SPEED_KEYS = ("first_token_p50_s", "first_token_p95_s", "total_p50_s", "total_p95_s",
+ANSWER_KEYS = ("key_fact_recall", "model_key_fact_recall", "citation_validity", "citation_precision",
+               "citation_recall", "supported_share", "model_supported_share", "abstention_accuracy",
+               "false_abstention_rate")
+# The product's targets, per backend and split (the test split is the one reported).
+TARGET_KEYS = ("key_fact_recall", "multi key_fact_recall", "which_paper_title_named", "abstention_accuracy",
+               "false_abstention_rate", "model_supported_share", "citation_validity", "citation_precision",
+               "model_key_fact_recall", "multi_paper_recall", "sources_p50_s", "first_token_p50_s", "total_p50_s")
+SPEED_KEYS = ("sources_p50_s", "first_token_p50_s", "first_token_p95_s", "total_p50_s", "total_p95_s",
               "prompt_tokens_mean", "completion_tokens_mean")
 
 HOW_TO_READ = """\
@@ -19,7 +24,11 @@ answer; citation validity must be 1.0 (every citation is a retrieved paper); cit
 precision/recall compare cited papers with gold papers; supported share is the share of answer
 sentences the checker could verify against the abstracts they cite; abstention accuracy is the
 share of unanswerable questions declined; false-abstention rate the share of answerable ones
-declined (lower is better). Latencies are measured from the `ask` call, in-process."""
+declined (lower is better). `model_*` figures count only what the model wrote (its raw text for
+key facts; its own sentences for support), not the verbatim quotes the system adds beneath;
+which_paper_title_named is the share of which-paper answers naming a gold title; multi_paper_recall
+the share of gold papers cited on multi-paper questions. Latencies are measured from the `ask`
+call, in-process (sources = retrieval + evidence on screen)."""
 
 
 def _fmt(v) -> str:
@@ -39,6 +48,8 @@ def summary_markdown(results: dict) -> str:
         ["mode", *RETRIEVAL_KEYS, "n"],
         [[mode, *[a["overall"][k] for k in RETRIEVAL_KEYS], a["overall"]["n"]] for mode, a in agg["retrieval"].items()]))
     parts.append("## By split (dev was used for tuning; test never was)\n\n" + _split_table(agg))
+    if agg.get("answers"):
+        parts.append("## Targets by backend and split\n\n" + _targets_table(agg["answers"]))
     hybrid = agg["retrieval"]["hybrid"]["by_type"]
     parts.append("## Retrieval by type (hybrid)\n\n" + _table(
         ["type", *RETRIEVAL_KEYS, "n"], [[t, *[a[k] for k in RETRIEVAL_KEYS], a["n"]] for t, a in hybrid.items()]))
@@ -65,6 +76,21 @@ def _split_table(agg: dict) -> str:
             rows.append([f"answers {backend} ({split})", "key_fact_recall", a["key_fact_recall"],
                          "abstention_accuracy", a["abstention_accuracy"], a["n"]])
     return _table(["scope", "metric", "value", "metric", "value", "n"], rows)
+
+
+def _target_value(a: dict, key: str):
+    if key.startswith("multi "):
+        return a.get("types", {}).get("multi", {}).get(key.split(" ", 1)[1])
+    return a.get(key)
+
+
+def _targets_table(answers: dict) -> str:
+    rows = []
+    for backend, b in answers.items():
+        for split, a in b.get("by_split", {}).items():
+            scope = {**a, "types": b.get("by_split_type", {}).get(split, {})}
+            rows.append([backend, split, *[_target_value(scope, k) for k in TARGET_KEYS]])
+    return _table(["backend", "split", *TARGET_KEYS], rows)
 
 
 def _bars(ax, groups: list[str], series: dict[str, list[float]], title: str) -> None:

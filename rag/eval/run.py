@@ -54,12 +54,18 @@ def answer_record(it: GoldItem, backend: str, settings: Settings) -> dict:
         return {**rec, "error": str(e)}
     gold = {t for t in it.gold_titles}
     cited_titles = [c.title for c in a.citations]
-    return {**rec, "answer": a.text, "abstained": a.abstained, "answerable": it.answerable,
+    return {**rec, "answer": a.text, "raw": a.raw_text, "notes": a.notes, "relevance": round(a.relevance, 3),
+            "abstained": a.abstained, "answerable": it.answerable,
             "citations": [{"n": c.n, "paper_id": c.paper_id, "title": c.title} for c in a.citations],
             "ranked": [r["title"] for r in a.retrieved], "timings": a.timings,
             "prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens,
             "supported_share": a.supported_share if a.sentences else None, "model": a.model,
+            "kind": a.kind, "model_supported_share": a.model_supported_share,
             "key_fact_recall": None if a.abstained else m.key_fact_recall(a.text, it.key_facts),
+            # what the model itself wrote, apart from the quotes the system adds beneath it
+            "model_key_fact_recall": (m.key_fact_recall(a.raw_text, it.key_facts)
+                                      if a.raw_text and not a.abstained else None),
+            "title_named": m.title_named(a.text, gold) if it.type == "which_paper" and not a.abstained else None,
             "citation_validity": m.citation_validity([c.paper_id for c in a.citations],
                                                      [r["paper_id"] for r in a.retrieved]),
             "citation_precision": m.citation_precision(cited_titles, gold),
@@ -88,16 +94,22 @@ def _answer_agg(recs: list[dict]) -> dict:
     answerable = [r for r in ok if r["answerable"]]
     unanswerable = [r for r in ok if not r["answerable"]]
     firsts = [r["timings"].get("first_token_s") for r in ok if r["timings"]]
+    sources = [r["timings"].get("sources_s") for r in ok if r["timings"].get("sources_s") is not None]
     totals = [r["timings"].get("total_s") for r in ok if r["timings"]]
     return {
         "n": len(recs), "errors": len(recs) - len(ok),
         "key_fact_recall": m.mean_of([r["key_fact_recall"] for r in answerable]),
+        "model_key_fact_recall": m.mean_of([r.get("model_key_fact_recall") for r in answerable]),
+        "model_supported_share": m.mean_of([r.get("model_supported_share") for r in ok if not r["abstained"]]),
+        "which_paper_title_named": m.mean_of([r.get("title_named") for r in answerable]),
+        "multi_paper_recall": m.mean_of([r["citation_recall"] for r in answerable if r["type"] == "multi"]),
         "citation_validity": m.mean_of([r["citation_validity"] for r in ok]),
         "citation_precision": m.mean_of([r["citation_precision"] for r in answerable]),
         "citation_recall": m.mean_of([r["citation_recall"] for r in answerable]),
         "supported_share": m.mean_of([r["supported_share"] for r in ok if not r["abstained"]]),
         "abstention_accuracy": m.mean_of([float(r["abstained"]) for r in unanswerable]),
         "false_abstention_rate": m.mean_of([float(r["abstained"]) for r in answerable]),
+        "sources_p50_s": m.percentile(sources, 50), "sources_p95_s": m.percentile(sources, 95),
         "first_token_p50_s": m.percentile(firsts, 50), "first_token_p95_s": m.percentile(firsts, 95),
         "total_p50_s": m.percentile(totals, 50), "total_p95_s": m.percentile(totals, 95),
         "prompt_tokens_mean": m.mean_of([r["prompt_tokens"] for r in ok]),
@@ -110,7 +122,9 @@ def aggregate_answers(records: list[dict]) -> dict:
     splits = sorted({r["split"] for r in records})
     return {"overall": _answer_agg(records),
             "by_type": {t: _answer_agg([r for r in records if r["type"] == t]) for t in types},
-            "by_split": {s: _answer_agg([r for r in records if r["split"] == s]) for s in splits}}
+            "by_split": {s: _answer_agg([r for r in records if r["split"] == s]) for s in splits},
+            "by_split_type": {s: {t: _answer_agg([r for r in records if r["split"] == s and r["type"] == t])
+                                  for t in types} for s in splits}}
 
 
 def flatten(aggregates: dict) -> dict[str, float]:

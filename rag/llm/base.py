@@ -4,9 +4,10 @@
     backend.complete(messages, max_tokens) -> the whole text (non-streaming request)
     afterwards backend.usage holds (prompt_tokens, completion_tokens) as the engine counted them.
 
-Backends: `ollama` (rag.llm_ollama, llama-index's Ollama LLM over the official client),
-`llamacpp` (rag.llm_llamacpp, in-process SmolLM2-135M) and `extractive` (no LLM at all;
-handled by rag.answer). Each module is imported only when chosen.
+Backends: `ollama` (rag.llm.ollama, llama-index's Ollama LLM over the official client),
+`llamacpp` (rag.llm.llamacpp, in-process llama.cpp through xllamacpp; the model is chosen in
+rag.llm.models) and `extractive` (no LLM at all; handled by rag.answer). Each module is imported
+only when chosen.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Protocol
 
-from rag.errors import BackendUnavailable, InputError
+from rag.errors import InputError
 from rag.settings import Settings
 
 BACKENDS = ("auto", "ollama", "llamacpp", "extractive")
@@ -53,7 +54,7 @@ def get_backend(name: str, settings: Settings, notes: list[str]) -> ChatBackend 
     if name == "llamacpp":
         from rag.llm.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend.load(settings)
+        return LlamaCppBackend.load(settings, notes)
     return _auto(settings, notes)
 
 
@@ -66,10 +67,6 @@ def _auto(settings: Settings, notes: list[str]) -> ChatBackend | None:
 
         return OllamaBackend.connect(settings)
     notes.append(f"Ollama not used: {problem}")
-    try:
-        from rag.llm.llamacpp import LlamaCppBackend
+    from rag.llm.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend.load(settings)
-    except BackendUnavailable as e:
-        notes.append(f"embedded model not used: {e}")
-        return None
+    return LlamaCppBackend.load_auto(settings, notes)  # falls back to smaller models, then extractive

@@ -1,0 +1,67 @@
+"""Laying out an answer: the lead, then the evidence, one block per cited paper.
+
+    <the model's sentences that the checker backed, each cited>          (the lead; may be empty)
+
+    - <Title> (<published …; organisation …; N authors>) [1]: “<quote>” “<quote>”
+    - <Title> … [2]: “<quote>”
+
+Quotes are abstract sentences verbatim, chosen by relevance to the question (rag.query.evidence),
+so every line below the lead is true of the paper it cites by construction. How many papers and
+quotes depends on the question's shape (rag.answer.shape): a fact gets its best paper (and a
+second only when its evidence is as strong), a multi-paper question one block per relevant paper,
+a metadata question the listing's details.
+"""
+
+from __future__ import annotations
+
+from rag.answer.citations import supports
+from rag.answer.shape import Shape
+from rag.answer.types import Sentence
+from rag.query import evidence as ev
+
+UNSUPPORTED_MARK = "[unsupported]"
+
+
+def evidence_text(source: ev.Source) -> str:
+    """Everything a sentence citing this source may rely on: title, listing details, abstract."""
+    return f"{source.hit.title}. {ev.metadata_text(source.hit.meta)}. {source.hit.abstract}"
+
+
+def heading(source: ev.Source) -> str:
+    meta = ev.metadata_text(source.hit.meta)
+    return source.hit.title + (f" ({meta})" if meta else "")
+
+
+def evidence_block(source: ev.Source, quotes: int) -> list[Sentence]:
+    """A paper's heading and its best `quotes` sentences, each checked like any other sentence."""
+    block = [Sentence(heading(source), [source.n], True, origin="title")]
+    for s in source.quotes(quotes):
+        check = supports(evidence_text(source), s.text)
+        block.append(Sentence(s.text, [source.n], check.ok, check.reason, origin="quote"))
+    return block
+
+
+def evidence(sources: list[ev.Source], shape: Shape, cited: set[int] | None = None) -> list[Sentence]:
+    """Evidence blocks for the cited sources (all chosen sources when `cited` is None)."""
+    return [s for src in sources if cited is None or src.n in cited for s in evidence_block(src, shape.quotes)]
+
+
+def render(sentences: list[Sentence]) -> str:
+    """The answer as text: lead sentences on one paragraph, then one line per evidence block."""
+    lead = " ".join(_with_marks(s) for s in sentences if s.origin == "model")
+    lines, current = [], None
+    for s in sentences:
+        if s.origin == "title":
+            current = f"- {s.text} [{s.cites[0]}]:"
+            lines.append(current)
+        elif s.origin == "quote" and lines:
+            lines[-1] += f" “{s.text}”"
+    return "\n\n".join(part for part in (lead, "\n".join(lines)) if part)
+
+
+def render_unverified(sentences: list[Sentence]) -> str:
+    return " ".join(f"{_with_marks(s)} {UNSUPPORTED_MARK}" for s in sentences)
+
+
+def _with_marks(s: Sentence) -> str:
+    return " ".join(x for x in (s.text, "".join(f"[{n}]" for n in s.cites)) if x)

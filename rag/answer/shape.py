@@ -1,0 +1,81 @@
+"""What kind of answer a question wants, read from its wording.
+
+    fact         "How many benchmarks did …?"        a short direct answer with its number or name
+    which_paper  "Which paper proposes …?"           the paper's title and what it does
+    multi        "Which papers …?", "Compare …"      one bullet per relevant paper, each cited
+    metadata     "Which organisation / when / how many authors …?"   answered from the listing
+
+A few regular expressions, not a classifier: the kinds are few, their cue words are stable in
+English, and a wrong guess costs little (every kind still cites and checks its evidence).
+Order matters: "Which organisation is behind the paper that …" is metadata, not which_paper.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["fact", "which_paper", "multi", "metadata"]
+
+_NOUNS = "paper work study article approach method framework benchmark dataset model system technique".split()
+_ONE = "(" + "|".join(_NOUNS) + ")"
+_MANY = "(" + "|".join(n[:-1] + "ies" if n.endswith("y") else n + "es" if n.endswith("h") else n + "s"
+                       for n in _NOUNS) + ")"
+_MOD = r"(?:[\w-]+ ){0,2}"  # up to two modifiers: "which instruction-tuning methods"
+_METADATA = re.compile(
+    r"\b(which|what) (organi[sz]ation|company|lab|institution|group|team)s?\b"
+    r"|\bwho (released|published|is behind|wrote|authored|is credited)\b"
+    r"|\bwhen (was|were|did)\b|\bwhat date\b|\bpublished (on|in|when)\b|\bpublication date\b"
+    r"|\bhow many (authors|upvotes)\b|\bupvotes?\b|\bnumber of authors\b|\bcame out first\b", re.I)
+_MULTI = re.compile(
+    rf"\b(which|what|any|list( the)?|name( the)?) {_MOD}{_MANY}\b|\b{_MANY} (that|which|in this|in the)\b"
+    rf"|\bwhat does the (corpus|collection)\b|\bcompare\b|\bboth\b|\band the {_ONE} of\b"
+    rf"|\b(two|three|four|several|different) {_MOD}{_MANY}\b|\bacross (the )?papers\b", re.I)
+_PAPER = re.compile(r"\b(which|what) (paper|work|study|article)\b", re.I)
+_WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|any) {_ONE}\b|\btitle of\b", re.I)
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: Kind
+    papers: int  # most papers the answer may draw on
+    within: float  # a further paper needs evidence this close to the best paper's
+    quotes: int  # evidence sentences quoted per paper
+    score_ratio: float = 0.0  # … and a retrieval score at least this share of the top paper's
+
+
+SHAPES: dict[str, Shape] = {
+    # tuned on the dev split (evals/gold.jsonl): key-fact recall against citation precision
+    "fact": Shape("fact", 2, 0.05, 2),
+    "which_paper": Shape("which_paper", 1, 0.0, 3),
+    "multi": Shape("multi", 4, 0.1, 2, 0.93),
+    "metadata": Shape("metadata", 2, 0.0, 1),
+}
+
+
+def classify(question: str) -> Shape:
+    if _METADATA.search(question):
+        return SHAPES["metadata"]
+    if _PAPER.search(question):  # "which paper steers models …" names one paper
+        return SHAPES["which_paper"]
+    if _MULTI.search(question):
+        return SHAPES["multi"]
+    if _WHICH.search(question):
+        return SHAPES["which_paper"]
+    return SHAPES["fact"]
+
+
+# Listing details a metadata question can ask for, and the words that ask for them.
+FIELDS = {
+    "org": re.compile(r"\b(organi[sz]ation|company|lab|institution|group|team|behind|released|developed|credited)\b", re.I),
+    "date": re.compile(r"\b(when|date|published|came out|first|earlier|later|year)\b", re.I),
+    "authors": re.compile(r"\bauthors?\b|\bwrote\b", re.I),
+    "upvotes": re.compile(r"\bupvotes?\b", re.I),
+}
+FIELD_KEYS = {"org": ("org",), "date": ("date_raw", "date"), "authors": ("authors",), "upvotes": ("upvotes",)}
+
+
+def asked_fields(question: str) -> list[str]:
+    """The listing details a metadata question asks for (org, date, authors, upvotes)."""
+    return [name for name, cue in FIELDS.items() if cue.search(question)]
