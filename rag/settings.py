@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     ui_host: str = Field("127.0.0.1", description="Gradio bind address (never a public share link).")
     ui_port: int = Field(7860, description="Gradio port.")
 
+    # scale: index layout and paging (rag/index/store.py, build.py)
+    page_size: int = Field(5000, ge=1, le=30000, description="Rows per Chroma read/delete; chromadb fails on one "
+                           "request above 32,766 SQL variables.")
+
     @field_validator("ollama_host")
     @classmethod
     def _url(cls, v: str) -> str:

@@ -1,14 +1,18 @@
-"""Build or update the Chroma index from the seed files.
+"""Build or update the index from the seed files: crash-safe, exclusive, incremental per paper.
 
-Nodes go into Chroma through llama-index's `ChromaVectorStore`, with embeddings computed by a
-llama-index `BaseEmbedding`. We do not use `IngestionPipeline`'s docstore to skip unchanged
-documents: the truth about what is indexed is Chroma itself (also in server mode), so we diff
-against the content hashes stored in each chunk's metadata instead of a second store that
-could drift from it.
+Chunks go into Chroma directly (`collection.upsert` with our own vectors), not through
+llama-index's `ChromaVectorStore`: that one stores a `_node_content` JSON copy of every node
+(text + metadata, ~2.4 KB a chunk) beside the document, which nothing here reads. A paper's
+abstract is stored once, on its chunk 0 (`chunk_metadata`); other chunks carry only their text.
 
-Updates are per paper: unchanged papers are not embedded again, changed ones are replaced,
-removed ones deleted. A different fingerprint (embedder, chunking) or `rebuild=True` builds a
-new collection and switches to it only when complete (see `rag.store`).
+What is indexed is described by a manifest beside the collection (`rag.index.manifest`): file
+hashes (nothing changed -> stop, without parsing or reading Chroma) and per-paper content hashes
+with chunk ids. A chunk id carries its paper's content hash (`<paper>:<n>~<hash>`), so an
+update writes a changed paper's new chunks beside the old ones, builds the next BM25 generation,
+moves the registry pointer (one write), and only then deletes the old chunks. A journal written
+first names both sets, so the next run deletes the orphans of a run killed in between.
+A different fingerprint (embedder, chunking) or `rebuild=True` fills a new collection and
+switches to it only when complete. Every run holds `rag.index.lock`.
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from rag.index import store
-from rag.index.chunking import Chunk, chunk_paper
 from rag.corpus.listing import Paper, load_corpus
+from rag.index import bm25, manifest, store
+from rag.index.chunking import Chunk, chunk_paper
 from rag.index.embedding import embedder_name
+from rag.index.lock import index_lock
 from rag.settings import Settings, get_settings
 
-CHUNKER_VERSION = 3  # bump when chunk text or metadata layout changes: forces a rebuild
+CHUNKER_VERSION = 4  # bump when chunk text or metadata layout changes: forces a rebuild
+BATCH = 128  # chunks per embedding call, Chroma write and progress step
 Progress = Callable[[int, int], None]
 
 
@@ -51,88 +58,173 @@ class IndexReport:
 
 def fingerprint(settings: Settings) -> str:
     spec = {"embedder": embedder_name(settings), "chunk_tokens": settings.chunk_tokens,
-            "overlap": settings.chunk_overlap_sentences, "chunker": CHUNKER_VERSION}
+            "overlap": settings.chunk_overlap_sentences, "chunker": CHUNKER_VERSION, "hnsw": store.HNSW}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def date_ord(date: str | None) -> int | None:
+    return int(date.replace("-", "")) if date else None
+
+
 def chunk_metadata(paper: Paper, chunk: Chunk, n_chunks: int) -> dict:
-    """Flat metadata Chroma can filter on; None fields are left out, not stored as ''."""
+    """Flat metadata Chroma can filter on; None fields are left out, not stored as ''.
+    The abstract is stored once per paper, on chunk 0 (the query path fetches it by id)."""
     meta = {"paper_id": paper.paper_id, "title": paper.title, "chunk_index": chunk.index,
-            "n_chunks": n_chunks, "content_hash": paper.content_hash, "abstract": paper.abstract,
+            "n_chunks": n_chunks, "content_hash": paper.content_hash,
+            "abstract": paper.abstract if chunk.index == 0 else None,
             "sources": ", ".join(paper.sources), "org": paper.org, "authors": paper.authors,
             "date": paper.date, "date_raw": paper.date_raw, "upvotes": paper.upvotes,
-            "date_ord": int(paper.date.replace("-", "")) if paper.date else None}
+            "date_ord": date_ord(paper.date)}
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def _nodes(papers: list[Paper], settings: Settings):
-    from llama_index.core.schema import TextNode
+def chunk_id(paper: Paper, chunk: Chunk) -> str:
+    """`<paper>:<n>~<content hash>`: new content gets new ids, so replacements never overwrite."""
+    return f"{chunk.chunk_id}~{paper.content_hash[:8]}"
 
-    nodes = []
+
+def _chunks(papers: list[Paper], settings: Settings) -> list[tuple[Paper, Chunk, int]]:
+    out = []
     for p in papers:
         chunks = chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap_sentences)
-        for c in chunks:
-            meta = chunk_metadata(p, c, len(chunks))
-            nodes.append(TextNode(id_=c.chunk_id, text=c.embed_text(p.title), metadata=meta,
-                                  excluded_embed_metadata_keys=list(meta), excluded_llm_metadata_keys=list(meta)))
-    return nodes
+        out += [(p, c, len(chunks)) for c in chunks]
+    return out
+
+
+def _rows(papers: list[Paper], settings: Settings) -> tuple[bm25.Rows, dict[str, list]]:
+    """The BM25/array rows and the manifest's paper table for the given papers."""
+    items = _chunks(papers, settings)
+    rows = bm25.Rows([chunk_id(p, c) for p, c, _ in items], [c.embed_text(p.title) for p, c, _ in items],
+                     [p.paper_id for p, _, _ in items], [c.index == 0 for _, c, _ in items],
+                     {p.paper_id: date_ord(p.date) or 0 for p in papers}, {p.paper_id: p.org for p in papers})
+    table: dict[str, list] = {p.paper_id: [p.content_hash, []] for p in papers}
+    for cid, pid in zip(rows.chunk_ids, rows.paper_ids):
+        table[pid][1].append(cid)
+    return rows, table
+
+
+def _embedder(settings: Settings, embed_model):
+    """texts -> vectors. The default ONNX path skips llama-index (a multi-second import)."""
+    if embed_model is not None:
+        return embed_model.get_text_embedding_batch
+    if settings.embed_backend == "onnx":
+        from rag.index.embedding import get_minilm
+
+        return lambda texts: get_minilm().embed(texts, batch_size=settings.embed_batch)
+    from rag.index.llama_embedding import embed_model_for
+
+    return embed_model_for(settings).get_text_embedding_batch
 
 
 def _write(collection, papers: list[Paper], settings: Settings, embed_model, progress: Progress | None) -> int:
-    """Embed and add the papers' chunks in batches; returns the number of chunks written."""
-    from llama_index.core.schema import MetadataMode
-    from llama_index.vector_stores.chroma import ChromaVectorStore
-
-    if embed_model is None:  # built only when there is something to embed: a no-op run skips
-        from rag.index.llama_embedding import embed_model_for  # llama_index's multi-second import
-
-        embed_model = embed_model_for(settings)
-    vector_store = ChromaVectorStore(chroma_collection=collection)
-    nodes, batch = _nodes(papers, settings), 128  # chunks per Chroma write and progress step
-    for start in range(0, len(nodes), batch):
-        part = nodes[start:start + batch]
-        vectors = embed_model.get_text_embedding_batch([n.get_content(MetadataMode.EMBED) for n in part])
-        for node, vec in zip(part, vectors):
-            node.embedding = vec
-        vector_store.add(part)
-        if progress:
-            progress(start + len(part), len(nodes))
-    return len(nodes)
-
-
-def _indexed_state(collection) -> dict[str, tuple[str, int, list[str]]]:
-    """paper_id -> (content_hash, expected chunk count, chunk ids present)."""
-    got = collection.get(include=["metadatas"])
-    state: dict[str, tuple[str, int, list[str]]] = {}
-    for cid, meta in zip(got["ids"], got["metadatas"]):
-        h, n, ids = state.get(meta["paper_id"], (meta.get("content_hash", ""), int(meta.get("n_chunks", 0)), []))
-        ids.append(cid)
-        state[meta["paper_id"]] = (h, n, ids)
-    return state
+    """Embed and upsert the papers' chunks; the Chroma write of one batch overlaps the embedding
+    of the next (a second thread: ONNX and SQLite/HNSW each leave a core idle otherwise)."""
+    items = _chunks(papers, settings)
+    if not items:
+        return 0
+    embed, pending = _embedder(settings, embed_model), None
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for start in range(0, len(items), BATCH):
+            part = items[start:start + BATCH]
+            vectors = embed([c.embed_text(p.title) for p, c, _ in part])
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(collection.upsert, ids=[chunk_id(p, c) for p, c, _ in part],
+                                    embeddings=[list(map(float, v)) for v in vectors],
+                                    documents=[c.embed_text(p.title) for p, c, _ in part],
+                                    metadatas=[chunk_metadata(p, c, n) for p, c, n in part])
+            if progress:
+                progress(start + len(part), len(items))
+        pending.result()
+    return len(items)
 
 
-def _update(act: store.Active, papers: list[Paper], settings, embed_model, progress, report: IndexReport) -> None:
-    state = _indexed_state(act.collection)
+def _publish(cl, settings: Settings, collection: str, rows: bm25.Rows, man: manifest.Manifest) -> str:
+    """Save a new generation (BM25 + arrays + manifest) and point the registry at it."""
+    gen = manifest.new_generation()
+    target = manifest.generation_dir(settings, collection, gen)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    bm25.save(rows, target)
+    man.save(target)
+    store.activate(cl, settings, collection, gen)
+    return gen
+
+
+def _rebuild(cl, settings, fp, papers, files, embed_model, progress, report: IndexReport) -> None:
+    col = store.new_collection(cl, settings, fp)
+    report.chunks_embedded = _write(col, papers, settings, embed_model, progress)
+    rows, table = _rows(papers, settings)
+    gen = _publish(cl, settings, col.name, rows, manifest.Manifest(fp, files, table))
+    report.added, report.collection = len(papers), col.name
+    _cleanup(cl, settings, col.name, {gen})
+
+
+def _update(cl, act: store.Active, old: manifest.Manifest, papers, files, settings, embed_model, progress,
+            report: IndexReport) -> None:
     current = {p.paper_id for p in papers}
-    stale_ids, todo = [], []
-    for p in papers:
-        old = state.get(p.paper_id)
-        if old and old[0] == p.content_hash and old[1] == len(old[2]):
-            report.unchanged += 1
-            continue
-        # a paper half-written by a killed run has fewer chunks than it says: redo it
-        report.updated += bool(old)
-        report.added += not old
-        stale_ids += old[2] if old else []
-        todo.append(p)
-    removed = [pid for pid in state if pid not in current]
-    report.removed = len(removed)
-    stale_ids += [cid for pid in removed for cid in state[pid][2]]
-    if stale_ids:
-        act.collection.delete(ids=stale_ids)
-    report.chunks_embedded = _write(act.collection, todo, settings, embed_model, progress) if todo else 0
-    if stale_ids or todo:
-        store.touch(act.collection)
+    todo = [p for p in papers if (old.papers.get(p.paper_id) or [None])[0] != p.content_hash]
+    report.updated = sum(p.paper_id in old.papers for p in todo)
+    report.added = len(todo) - report.updated
+    report.unchanged = len(papers) - len(todo)
+    gone = [pid for pid in old.papers if pid not in current]
+    report.removed = len(gone)
+    stale = [cid for p in todo if p.paper_id in old.papers for cid in old.papers[p.paper_id][1]]
+    stale += [cid for pid in gone for cid in old.papers[pid][1]]
+    if not todo and not gone:  # only file bytes changed (e.g. reordered): record the new hashes
+        old.files = files
+        old.save(manifest.generation_dir(settings, act.name, act.generation))
+        return
+    rows, table = _rows(papers, settings)
+    gen = manifest.new_generation()
+    manifest.write_journal(settings, act.name, [c for p in todo for c in table[p.paper_id][1]], stale, gen)
+    report.chunks_embedded = _write(act.collection, todo, settings, embed_model, progress)
+    target = manifest.generation_dir(settings, act.name, gen)
+    bm25.save(rows, target)
+    manifest.Manifest(old.fingerprint, files, table).save(target)
+    store.activate(cl, settings, act.name, gen)
+    store.delete_ids(act.collection, settings, stale)
+    manifest.journal_path(settings, act.name).unlink(missing_ok=True)
+    _cleanup(cl, settings, act.name, {gen, act.generation})
+
+
+def _recover(settings: Settings, act: store.Active) -> None:
+    """Finish or undo an update that was killed: delete whichever chunk set is not live."""
+    journal = manifest.read_journal(settings, act.name)
+    if journal is None:
+        return
+    orphans = journal["delete"] if act.generation == journal["to"] else journal["add"]
+    store.delete_ids(act.collection, settings, orphans)
+    manifest.journal_path(settings, act.name).unlink(missing_ok=True)
+
+
+def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest:
+    """Rebuild the local files of a live collection from Chroma itself, read in pages: for a
+    collection built on another machine (server mode) or local files that were lost. No embedding."""
+    rows, table = bm25.Rows([], [], [], [], {}, {}), {}
+    for page in store.pages(act.collection, settings, ["documents", "metadatas"]):
+        for cid, doc, m in zip(page["ids"], page["documents"], page["metadatas"]):
+            pid = m["paper_id"]
+            rows.chunk_ids.append(cid), rows.texts.append(doc), rows.paper_ids.append(pid)
+            rows.heads.append(m.get("chunk_index") == 0)
+            rows.paper_date[pid], rows.paper_org[pid] = int(m.get("date_ord", 0)), m.get("org")
+            entry = table.setdefault(pid, [m.get("content_hash", ""), []])
+            entry[0] = entry[0] if entry[0] == m.get("content_hash") else ""  # two versions: redo it
+            entry[1].append(cid)
+    man = manifest.Manifest(act.fingerprint, {}, table)
+    _publish(cl, settings, act.name, rows, man)
+    return man
+
+
+def _cleanup(cl, settings: Settings, keep: str, generations: set[str]) -> None:
+    store.drop_others(cl, settings, keep)
+    manifest.prune(settings, keep, generations)
+
+
+def _live_manifest(settings: Settings, act: store.Active | None) -> manifest.Manifest | None:
+    if act is None or not act.generation:
+        return None
+    folder = manifest.generation_dir(settings, act.name, act.generation)
+    return manifest.Manifest.load(folder) if (folder / "params.index.json").exists() else None
 
 
 def build_index(settings: Settings | None = None, *, rebuild: bool = False, embed_model=None,
@@ -140,23 +232,38 @@ def build_index(settings: Settings | None = None, *, rebuild: bool = False, embe
     """Make the live index match the seed files. Returns what changed."""
     settings = settings or get_settings()
     t0 = time.perf_counter()
-    papers = load_corpus(settings.seed_dir)
+    with index_lock(settings):
+        report = _build_locked(settings, rebuild, embed_model, progress)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> IndexReport:
     cl, fp = store.client(settings), fingerprint(settings)
     act = store.active(cl, settings)
-    report = IndexReport(papers=len(papers), fingerprint=fp)
-    if rebuild or act is None or act.fingerprint != fp:
+    if act is not None:
+        _recover(settings, act)
+    old, files = _live_manifest(settings, act), manifest.file_hashes(settings.seed_dir)
+    report = IndexReport(fingerprint=fp)
+    if not rebuild and act is not None and act.fingerprint == fp and old is None:
+        old = _adopt(cl, settings, act)
+        act = store.active(cl, settings)
+        report.notes.append(f"rebuilt the local BM25 files of {act.name} from the collection")
+    if not rebuild and act is not None and act.fingerprint == fp and old is not None and old.files == files:
+        report.papers = report.unchanged = len(old.papers)  # nothing changed: no parsing, no Chroma reads
+        report.chunks_total, report.collection = old.n_chunks, act.name
+        _cleanup(cl, settings, act.name, {act.generation})
+        return report
+    papers = load_corpus(settings.seed_dir)
+    report.papers = len(papers)
+    if rebuild or act is None or act.fingerprint != fp or old is None:
         report.rebuilt = True
         report.reason = ("--rebuild" if rebuild else "no index yet" if act is None
                          else f"fingerprint changed ({act.fingerprint} -> {fp})")
-        col = store.new_collection(cl, settings, fp)
-        report.chunks_embedded = _write(col, papers, settings, embed_model, progress)
-        report.added = len(papers)
-        store.activate(cl, settings, col.name)
-        report.collection = col.name
+        _rebuild(cl, settings, fp, papers, files, embed_model, progress, report)
     else:
-        _update(act, papers, settings, embed_model, progress, report)
-        store.drop_others(cl, settings, act.name)
+        _update(cl, act, old, papers, files, settings, embed_model, progress, report)
         report.collection = act.name
-    report.chunks_total = store.active(cl, settings).collection.count()
-    report.seconds = time.perf_counter() - t0
+    live = _live_manifest(settings, store.active(cl, settings))
+    report.chunks_total = live.n_chunks if live else 0
     return report
