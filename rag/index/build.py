@@ -3,7 +3,8 @@
 Chunks go into Chroma directly (`collection.upsert` with our own vectors), not through
 llama-index's `ChromaVectorStore`: that one stores a `_node_content` JSON copy of every node
 (text + metadata, ~2.4 KB a chunk) beside the document, which nothing here reads. A paper's
-abstract is stored once, on its chunk 0 (`chunk_metadata`); other chunks carry only their text.
+abstract and other fields are stored once, on its chunk 0 (`chunk_metadata`); other chunks
+carry their text and the few keys filters need.
 
 What is indexed is described by a manifest beside the collection (`rag.index.manifest`): file
 hashes (nothing changed -> stop, without parsing or reading Chroma) and per-paper content hashes
@@ -66,15 +67,21 @@ def date_ord(date: str | None) -> int | None:
     return int(date.replace("-", "")) if date else None
 
 
+CHUNK_KEYS = ("paper_id", "chunk_index", "org", "date_ord")  # what filters and joins need on every chunk
+
+
 def chunk_metadata(paper: Paper, chunk: Chunk, n_chunks: int) -> dict:
     """Flat metadata Chroma can filter on; None fields are left out, not stored as ''.
-    The abstract is stored once per paper, on chunk 0 (the query path fetches it by id)."""
+    The paper's fields (abstract, title, sources…) are stored once, on chunk 0, which the query
+    path fetches by id; the other chunks keep only CHUNK_KEYS (each repeated key costs ~150 bytes
+    of SQLite rows and index per chunk)."""
     meta = {"paper_id": paper.paper_id, "title": paper.title, "chunk_index": chunk.index,
-            "n_chunks": n_chunks, "content_hash": paper.content_hash,
-            "abstract": paper.abstract if chunk.index == 0 else None,
+            "n_chunks": n_chunks, "content_hash": paper.content_hash, "abstract": paper.abstract,
             "sources": ", ".join(paper.sources), "org": paper.org, "authors": paper.authors,
             "date": paper.date, "date_raw": paper.date_raw, "upvotes": paper.upvotes,
             "date_ord": date_ord(paper.date)}
+    if chunk.index != 0:
+        meta = {k: meta[k] for k in CHUNK_KEYS}
     return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -200,16 +207,19 @@ def _recover(settings: Settings, act: store.Active) -> None:
 def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest:
     """Rebuild the local files of a live collection from Chroma itself, read in pages: for a
     collection built on another machine (server mode) or local files that were lost. No embedding."""
-    rows, table = bm25.Rows([], [], [], [], {}, {}), {}
+    rows, hashes, versions = bm25.Rows([], [], [], [], {}, {}), {}, {}
     for page in store.pages(act.collection, settings, ["documents", "metadatas"]):
         for cid, doc, m in zip(page["ids"], page["documents"], page["metadatas"]):
             pid = m["paper_id"]
             rows.chunk_ids.append(cid), rows.texts.append(doc), rows.paper_ids.append(pid)
             rows.heads.append(m.get("chunk_index") == 0)
             rows.paper_date[pid], rows.paper_org[pid] = int(m.get("date_ord", 0)), m.get("org")
-            entry = table.setdefault(pid, [m.get("content_hash", ""), []])
-            entry[0] = entry[0] if entry[0] == m.get("content_hash") else ""  # two versions: redo it
-            entry[1].append(cid)
+            versions.setdefault(pid, set()).add(cid.rpartition("~")[2])
+            if m.get("chunk_index") == 0:
+                hashes[pid] = m.get("content_hash", "")
+    table = {pid: [hashes.get(pid, "") if len(versions[pid]) == 1 else "", []] for pid in versions}
+    for cid, pid in zip(rows.chunk_ids, rows.paper_ids):  # a paper in two versions is redone
+        table[pid][1].append(cid)
     man = manifest.Manifest(act.fingerprint, {}, table)
     _publish(cl, settings, act.name, rows, man)
     return man

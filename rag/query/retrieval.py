@@ -57,7 +57,7 @@ class Hit:
     score: float  # fused RRF score (higher is better)
     chunk_id: str  # the paper's best-matching chunk
     chunk_text: str
-    meta: dict = field(repr=False)  # the chunk's stored metadata (abstract, org, date, sources…)
+    meta: dict = field(repr=False)  # the paper's metadata (abstract, org, date, sources…) + the chunk's
     dense: float | None = None  # cosine similarity of the best chunk, when dense retrieval saw it
     bm25: float | None = None
     dense_rank: int | None = None
@@ -179,7 +179,8 @@ class Retriever:
             if cid not in got:
                 continue  # deleted by an index run after this generation was opened
             doc, meta = got[cid]
-            meta = {**meta, "abstract": (got.get(head, (None, {}))[1] or {}).get("abstract", "")}
+            meta = {"abstract": "", **(got.get(head, (None, None))[1] or {}), **meta}  # paper fields live on chunk 0
+            meta.setdefault("title", doc.split("\n", 1)[0])  # the document's first line is the title
             hits.append(Hit(meta["paper_id"], meta["title"], f["score"], cid, doc, meta, **f["raw"]))
         return hits
 
