@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from rag.corpus.listing import Paper, load_corpus
 from rag.index import bm25, manifest, store
 from rag.index.chunking import Chunk, chunk_paper
@@ -98,9 +100,8 @@ def _chunks(papers: list[Paper], settings: Settings) -> list[tuple[Paper, Chunk,
     return out
 
 
-def _rows(papers: list[Paper], settings: Settings) -> tuple[bm25.Rows, dict[str, list]]:
-    """The BM25/array rows and the manifest's paper table for the given papers."""
-    items = _chunks(papers, settings)
+def _rows(items: list[tuple[Paper, Chunk, int]], papers: list[Paper]) -> tuple[bm25.Rows, dict[str, list]]:
+    """The BM25/array rows and the manifest's paper table for every chunk of `papers`."""
     rows = bm25.Rows([chunk_id(p, c) for p, c, _ in items], [c.embed_text(p.title) for p, c, _ in items],
                      [p.paper_id for p, _, _ in items], [c.index == 0 for _, c, _ in items],
                      {p.paper_id: date_ord(p.date) or 0 for p in papers}, {p.paper_id: p.org for p in papers})
@@ -123,22 +124,22 @@ def _embedder(settings: Settings, embed_model):
     return embed_model_for(settings).get_text_embedding_batch
 
 
-def _write(collection, papers: list[Paper], settings: Settings, embed_model, progress: Progress | None) -> int:
-    """Embed and upsert the papers' chunks; the Chroma write of one batch overlaps the embedding
-    of the next (a second thread: ONNX and SQLite/HNSW each leave a core idle otherwise)."""
-    items = _chunks(papers, settings)
+def _write(collection, items: list[tuple[Paper, Chunk, int]], settings: Settings, embed_model,
+           progress: Progress | None) -> int:
+    """Embed and upsert chunks; the Chroma write of one batch overlaps the embedding of the
+    next (a second thread: ONNX and SQLite/HNSW each leave a core idle otherwise)."""
     if not items:
         return 0
     embed, pending = _embedder(settings, embed_model), None
     with ThreadPoolExecutor(max_workers=1) as writer:
         for start in range(0, len(items), BATCH):
             part = items[start:start + BATCH]
-            vectors = embed([c.embed_text(p.title) for p, c, _ in part])
+            texts = [c.embed_text(p.title) for p, c, _ in part]
+            vectors = np.asarray(embed(texts), dtype=np.float32)
             if pending is not None:
                 pending.result()
             pending = writer.submit(collection.upsert, ids=[chunk_id(p, c) for p, c, _ in part],
-                                    embeddings=[list(map(float, v)) for v in vectors],
-                                    documents=[c.embed_text(p.title) for p, c, _ in part],
+                                    embeddings=vectors, documents=texts,
                                     metadatas=[chunk_metadata(p, c, n) for p, c, n in part])
             if progress:
                 progress(start + len(part), len(items))
@@ -159,8 +160,9 @@ def _publish(cl, settings: Settings, collection: str, rows: bm25.Rows, man: mani
 
 def _rebuild(cl, settings, fp, papers, files, embed_model, progress, report: IndexReport) -> None:
     col = store.new_collection(cl, settings, fp)
-    report.chunks_embedded = _write(col, papers, settings, embed_model, progress)
-    rows, table = _rows(papers, settings)
+    items = _chunks(papers, settings)
+    report.chunks_embedded = _write(col, items, settings, embed_model, progress)
+    rows, table = _rows(items, papers)
     gen = _publish(cl, settings, col.name, rows, manifest.Manifest(fp, files, table))
     report.added, report.collection = len(papers), col.name
     _cleanup(cl, settings, col.name, {gen})
@@ -181,10 +183,13 @@ def _update(cl, act: store.Active, old: manifest.Manifest, papers, files, settin
         old.files = files
         old.save(manifest.generation_dir(settings, act.name, act.generation))
         return
-    rows, table = _rows(papers, settings)
+    items = _chunks(papers, settings)
+    rows, table = _rows(items, papers)
     gen = manifest.new_generation()
     manifest.write_journal(settings, act.name, [c for p in todo for c in table[p.paper_id][1]], stale, gen)
-    report.chunks_embedded = _write(act.collection, todo, settings, embed_model, progress)
+    changed = {p.paper_id for p in todo}
+    report.chunks_embedded = _write(act.collection, [it for it in items if it[0].paper_id in changed], settings,
+                                    embed_model, progress)
     target = manifest.generation_dir(settings, act.name, gen)
     bm25.save(rows, target)
     manifest.Manifest(old.fingerprint, files, table).save(target)
