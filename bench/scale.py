@@ -1,7 +1,7 @@
 """`make bench-scale`: the index at 10k and 100k papers, built in minutes from synthetic data.
 
 Corpus: synthetic listing pages in the seed format (title, abstract, optional metadata block),
-each abstract 5–9 real sentences from the seed abstracts, shuffled; ~15% of papers name one of
+each abstract 6–11 real sentences from the seed abstracts, shuffled; ~15% of papers name one of
 20 organisations, ~40% a dated year. Vectors: every seed sentence is embedded once with the
 real MiniLM; a chunk's vector is the normalised sum of its sentences' vectors plus Gaussian
 noise (`SyntheticEmbedder`), so indexing costs no model time. Everything else is the project's
@@ -84,7 +84,7 @@ def write_corpus(folder: Path, n: int, sents: list[str], seed: int = 0) -> None:
     for f0 in range(0, n, PER_FILE):
         blocks = ["Daily Papers"]
         for i in range(f0, min(n, f0 + PER_FILE)):
-            picked = [sents[j] for j in rng.choice(len(sents), size=rng.integers(5, 10), replace=False)]
+            picked = [sents[j] for j in rng.choice(len(sents), size=rng.integers(6, 12), replace=False)]
             title = f"Synthetic paper {i}: " + " ".join(picked[0].split()[:8]).rstrip(".,;:")
             blocks += [title, " ".join(picked), _meta_block(rng)]
         (folder / f"synthetic_{f0 // PER_FILE:05d}.txt").write_text("\n\n".join(blocks) + "\n")

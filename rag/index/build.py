@@ -35,7 +35,7 @@ from rag.index.lock import index_lock
 from rag.settings import Settings, get_settings
 
 CHUNKER_VERSION = 4  # bump when chunk text or metadata layout changes: forces a rebuild
-BATCH = 128  # chunks per embedding call, Chroma write and progress step
+BATCH = 512  # chunks per embedding call, Chroma write and progress step (Chroma pays per call)
 Progress = Callable[[int, int], None]
 
 
@@ -125,17 +125,18 @@ def _embedder(settings: Settings, embed_model):
 
 
 def _write(collection, items: list[tuple[Paper, Chunk, int]], settings: Settings, embed_model,
-           progress: Progress | None) -> int:
-    """Embed and upsert chunks; the Chroma write of one batch overlaps the embedding of the
-    next (a second thread: ONNX and SQLite/HNSW each leave a core idle otherwise)."""
+           progress: Progress | None) -> np.ndarray:
+    """Embed and upsert chunks, returning their vectors; the Chroma write of one batch overlaps
+    the embedding of the next (a second thread: ONNX and SQLite/HNSW each leave a core idle otherwise)."""
     if not items:
-        return 0
-    embed, pending = _embedder(settings, embed_model), None
+        return np.zeros((0, 0), dtype=np.float16)
+    embed, pending, out = _embedder(settings, embed_model), None, []
     with ThreadPoolExecutor(max_workers=1) as writer:
         for start in range(0, len(items), BATCH):
             part = items[start:start + BATCH]
             texts = [c.embed_text(p.title) for p, c, _ in part]
             vectors = np.asarray(embed(texts), dtype=np.float32)
+            out.append(vectors.astype(np.float16))
             if pending is not None:
                 pending.result()
             pending = writer.submit(collection.upsert, ids=[chunk_id(p, c) for p, c, _ in part],
@@ -144,26 +145,28 @@ def _write(collection, items: list[tuple[Paper, Chunk, int]], settings: Settings
             if progress:
                 progress(start + len(part), len(items))
         pending.result()
-    return len(items)
+    return np.vstack(out)
 
 
-def _publish(cl, settings: Settings, collection: str, rows: bm25.Rows, man: manifest.Manifest) -> str:
+def _publish(cl, settings: Settings, collection: str, rows: bm25.Rows, vectors, man: manifest.Manifest) -> str:
     """Save a new generation (BM25 + arrays + manifest) and point the registry at it."""
     gen = manifest.new_generation()
     target = manifest.generation_dir(settings, collection, gen)
     target.parent.mkdir(parents=True, exist_ok=True)
-    bm25.save(rows, target)
+    bm25.save(rows, vectors, target)
     man.save(target)
     store.activate(cl, settings, collection, gen)
     return gen
 
 
 def _rebuild(cl, settings, fp, papers, files, embed_model, progress, report: IndexReport) -> None:
+    manifest.live_path(settings).unlink(missing_ok=True)  # until the switch, no run may skip the cleanup
     col = store.new_collection(cl, settings, fp)
     items = _chunks(papers, settings)
-    report.chunks_embedded = _write(col, items, settings, embed_model, progress)
+    vectors = _write(col, items, settings, embed_model, progress)
+    report.chunks_embedded = len(items)
     rows, table = _rows(items, papers)
-    gen = _publish(cl, settings, col.name, rows, manifest.Manifest(fp, files, table))
+    gen = _publish(cl, settings, col.name, rows, vectors, manifest.Manifest(fp, files, table))
     report.added, report.collection = len(papers), col.name
     _cleanup(cl, settings, col.name, {gen})
 
@@ -188,15 +191,27 @@ def _update(cl, act: store.Active, old: manifest.Manifest, papers, files, settin
     gen = manifest.new_generation()
     manifest.write_journal(settings, act.name, [c for p in todo for c in table[p.paper_id][1]], stale, gen)
     changed = {p.paper_id for p in todo}
-    report.chunks_embedded = _write(act.collection, [it for it in items if it[0].paper_id in changed], settings,
-                                    embed_model, progress)
+    new = _write(act.collection, [it for it in items if it[0].paper_id in changed], settings, embed_model, progress)
+    report.chunks_embedded = len(new)
     target = manifest.generation_dir(settings, act.name, gen)
-    bm25.save(rows, target)
+    bm25.save(rows, _vectors(settings, act, rows, changed, new), target)
     manifest.Manifest(old.fingerprint, files, table).save(target)
     store.activate(cl, settings, act.name, gen)
     store.delete_ids(act.collection, settings, stale)
     manifest.journal_path(settings, act.name).unlink(missing_ok=True)
     _cleanup(cl, settings, act.name, {gen, act.generation})
+
+
+def _vectors(settings: Settings, act: store.Active, rows: bm25.Rows, changed: set[str], new: np.ndarray):
+    """The next generation's vectors: new ones for changed papers, the live generation's for the rest."""
+    old = bm25.Lexicon(manifest.generation_dir(settings, act.name, act.generation))
+    is_new = np.array([pid in changed for pid in rows.paper_ids], dtype=bool)
+    out = np.zeros((len(rows.chunk_ids), old.vectors.shape[1]), dtype=np.float16)
+    if len(new):
+        out[is_new] = new
+    keep = np.flatnonzero(~is_new)
+    out[keep] = old.vectors[old.rows_of([rows.chunk_ids[i] for i in keep])]
+    return out
 
 
 def _recover(settings: Settings, act: store.Active) -> None:
@@ -212,8 +227,9 @@ def _recover(settings: Settings, act: store.Active) -> None:
 def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest:
     """Rebuild the local files of a live collection from Chroma itself, read in pages: for a
     collection built on another machine (server mode) or local files that were lost. No embedding."""
-    rows, hashes, versions = bm25.Rows([], [], [], [], {}, {}), {}, {}
-    for page in store.pages(act.collection, settings, ["documents", "metadatas"]):
+    rows, hashes, versions, vectors = bm25.Rows([], [], [], [], {}, {}), {}, {}, []
+    for page in store.pages(act.collection, settings, ["documents", "metadatas", "embeddings"]):
+        vectors.append(np.asarray(page["embeddings"], dtype=np.float16))
         for cid, doc, m in zip(page["ids"], page["documents"], page["metadatas"]):
             pid = m["paper_id"]
             rows.chunk_ids.append(cid), rows.texts.append(doc), rows.paper_ids.append(pid)
@@ -226,7 +242,7 @@ def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest:
     for cid, pid in zip(rows.chunk_ids, rows.paper_ids):  # a paper in two versions is redone
         table[pid][1].append(cid)
     man = manifest.Manifest(act.fingerprint, {}, table)
-    _publish(cl, settings, act.name, rows, man)
+    _publish(cl, settings, act.name, rows, np.vstack(vectors), man)
     return man
 
 
@@ -253,8 +269,26 @@ def build_index(settings: Settings | None = None, *, rebuild: bool = False, embe
     return report
 
 
+def _unchanged(settings: Settings, fp: str) -> IndexReport | None:
+    """The no-op run, decided from local files alone (no chromadb import, no corpus parsing):
+    embedded mode, the last switch completed, no update in flight, and every seed file as recorded."""
+    live = manifest.read_live(settings)
+    if settings.chroma_host or not live or live["fingerprint"] != fp:
+        return None
+    if manifest.read_journal(settings, live["collection"]) is not None:
+        return None
+    old = manifest.Manifest.load(manifest.generation_dir(settings, live["collection"], live["generation"]))
+    if old is None or old.files != manifest.file_hashes(settings.seed_dir):
+        return None
+    return IndexReport(papers=len(old.papers), unchanged=len(old.papers), chunks_total=old.n_chunks,
+                       fingerprint=fp, collection=live["collection"])
+
+
 def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> IndexReport:
-    cl, fp = store.client(settings), fingerprint(settings)
+    fp = fingerprint(settings)
+    if not rebuild and (report := _unchanged(settings, fp)) is not None:
+        return report
+    cl = store.client(settings)
     act = store.active(cl, settings)
     if act is not None:
         _recover(settings, act)
@@ -268,6 +302,7 @@ def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> I
         report.papers = report.unchanged = len(old.papers)  # nothing changed: no parsing, no Chroma reads
         report.chunks_total, report.collection = old.n_chunks, act.name
         _cleanup(cl, settings, act.name, {act.generation})
+        manifest.write_live(settings, act.name, act.generation, act.fingerprint)  # the next no-op is local
         return report
     papers = load_corpus(settings.seed_dir)
     report.papers = len(papers)
@@ -279,6 +314,8 @@ def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> I
     else:
         _update(cl, act, old, papers, files, settings, embed_model, progress, report)
         report.collection = act.name
-    live = _live_manifest(settings, store.active(cl, settings))
+    act = store.active(cl, settings)
+    live = _live_manifest(settings, act)
     report.chunks_total = live.n_chunks if live else 0
+    manifest.write_live(settings, act.name, act.generation, act.fingerprint)  # done: the next no-op is local
     return report

@@ -2,6 +2,7 @@
 
     <data_dir>/bm25/<collection>/<generation>/   bm25s index + arrays (rag.index.bm25) + manifest.json
     <data_dir>/bm25/<collection>/journal.json    intent of an update in progress (crash recovery)
+    <data_dir>/bm25/<prefix>.live.json           local copy of the registry pointer (embedded mode)
 
 Kept on the local disk in both modes (a Chroma server holds only vectors, documents and
 metadata), keyed by the collection's name. The live (collection, generation) pair is named by
@@ -100,10 +101,30 @@ def read_journal(settings: Settings, collection: str) -> dict | None:
         return None
 
 
+def live_path(settings: Settings) -> Path:
+    return root(settings) / f"{settings.collection}.live.json"
+
+
+def read_live(settings: Settings) -> dict | None:
+    """The pointer as of the last completed switch, read without opening Chroma. It is removed
+    before a switch and written after it, so a crash in between leaves none (never a wrong one)."""
+    try:
+        return json.loads(live_path(settings).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_live(settings: Settings, collection: str, generation: str, fingerprint: str) -> None:
+    write_atomic(live_path(settings), json.dumps({"collection": collection, "generation": generation,
+                                                  "fingerprint": fingerprint}))
+
+
 def prune(settings: Settings, keep_collection: str, keep_generations: set[str]) -> None:
     """Delete local folders of other collections and of generations no longer needed."""
     base = root(settings)
     for col in base.iterdir() if base.is_dir() else []:
+        if not col.is_dir():
+            continue
         if col.name != keep_collection:
             shutil.rmtree(col, ignore_errors=True)
             continue

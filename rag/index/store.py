@@ -60,7 +60,7 @@ def _connect(settings: Settings):
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
-HNSW = {"space": "cosine", "ef_construction": 200, "ef_search": 200, "max_neighbors": 32}
+HNSW = {"space": "cosine", "ef_construction": 200, "ef_search": 400, "max_neighbors": 32}
 
 
 class IndexStaleError(StoreError):
@@ -115,7 +115,12 @@ def new_collection(cl, settings: Settings, fingerprint: str):
 
 
 def activate(cl, settings: Settings, name: str, generation: str) -> None:
-    """Point the registry at (collection, generation): one metadata write, atomic."""
+    """Point the registry at (collection, generation): one metadata write, atomic. The local
+    copy of the pointer (`manifest.read_live`) is dropped first; the index run rewrites it
+    when everything after the switch (deletions, cleanup) is done."""
+    from rag.index import manifest
+
+    manifest.live_path(settings).unlink(missing_ok=True)
     _registry(cl, settings).modify(metadata={"active": name, "generation": generation, "switched_at": time.time()})
 
 

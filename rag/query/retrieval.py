@@ -6,8 +6,10 @@ retrievers: importing llama_index.core costs 3–5 s, more than the whole retrie
 memory-maps: the BM25 index and the filter arrays the indexer saved beside the live collection
 (`rag.index.bm25`). Only the winning papers' documents and metadata are fetched from Chroma, by id.
 
-Filters are masks over those arrays for BM25, and numeric range / equality conditions for
-Chroma (`date_ord` between two yyyymmdd numbers, `org` in the few matching organisation names).
+Filters are masks over those arrays. For dense search a filter that leaves few chunks is
+scored exactly against the stored vectors; a broad one over-fetches from HNSW and masks, and
+only falls back to Chroma's `where` (numeric `date_ord` ranges, `org` in the few matching
+names — never a list of ids) when that leaves too few.
 
 Fusion happens at paper level: each retriever's chunk ranking is first reduced to a paper
 ranking (a paper's best chunk), so a paper split into three chunks is not counted three times.
@@ -27,6 +29,7 @@ from rag.errors import InputError
 from rag.settings import Settings, get_settings
 
 Mode = Literal["hybrid", "bm25", "dense"]
+EXACT_ROWS = 60_000  # filtered dense search scores up to this many allowed chunks exactly (~20 ms)
 
 
 @dataclass(frozen=True)
@@ -138,15 +141,34 @@ class Retriever:
         return None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
 
     def dense_ranking(self, question: str, filters: Filters, n: int) -> list[tuple[int, float]]:
-        where = self._where(filters)
-        if where == {}:
-            return []
+        """(chunk row, cosine), best first. Unfiltered: Chroma's HNSW. Filtered: an exact dot product
+        over the allowed rows' stored vectors when they are few (Chroma's own filtered query is
+        slower and grows with the collection), else HNSW over-fetched and masked."""
+        mask = self._chunk_mask(filters)
+        qvec = np.asarray(query_vector(self.settings, question), dtype=np.float32)
+        if mask is None:
+            return self._hnsw(qvec, n, None, None)
+        allowed = np.flatnonzero(mask)
+        if len(allowed) <= EXACT_ROWS:
+            return self._exact(qvec, allowed, n)
+        wanted = int(n * len(mask) / len(allowed) * 2) + 10  # expect n allowed rows among these
+        got = self._hnsw(qvec, min(wanted, 2000), mask, None)
+        return got[:n] if len(got) >= n else self._hnsw(qvec, n, mask, self._where(filters))
+
+    def _exact(self, qvec: np.ndarray, rows: np.ndarray, n: int) -> list[tuple[int, float]]:
+        from rag.index.bm25 import top_k
+
+        sims = np.asarray(self.lex.vectors[rows], dtype=np.float32) @ qvec
+        return [(int(rows[i]), float(sims[i])) for i in top_k(sims, n, positive=False)]
+
+    def _hnsw(self, qvec: np.ndarray, n: int, mask, where) -> list[tuple[int, float]]:
         # over-fetch a little: rows a killed index run left behind are not in this generation
-        res = self.collection.query(query_embeddings=[query_vector(self.settings, question)],
-                                    n_results=max(1, min(n + 10, len(self.lex))), where=where,
-                                    include=["distances"])
+        res = self.collection.query(query_embeddings=[qvec.tolist()], n_results=max(1, min(n + 10, len(self.lex))),
+                                    where=where, include=["distances"])
         rows = self.lex.rows_of(res["ids"][0])
-        return [(int(r), 1.0 - float(d)) for r, d in zip(rows, res["distances"][0]) if r >= 0][:n]
+        out = [(int(r), 1.0 - float(d)) for r, d in zip(rows, res["distances"][0])
+               if r >= 0 and (mask is None or mask[r])]
+        return out if mask is not None else out[:n]
 
     def search(self, question: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
         filters = filters or Filters()
