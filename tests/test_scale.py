@@ -101,3 +101,18 @@ def test_dense_ranking_is_identical_in_fresh_processes_and_exact(corpus_settings
     for q, got in zip(QUESTIONS, runs[0]):
         exact = [ids[i] for i in np.argsort(-(matrix @ minilm_query(q)), kind="stable")[:10]]
         assert got == exact, q
+
+
+def test_bm25_scores_match_bm25s_and_top_k_is_a_partial_sort(small_settings):
+    """Our one-bincount scoring against bm25s's reference, and top_k against a full sort."""
+    from rag.index.bm25 import tokenize, top_k
+
+    build_index(small_settings)
+    lex = Retriever(small_settings).lex
+    for q in ["grading handwritten exams", "reinforcement learning reasoning reasoning", "zzzz skill extraction"]:
+        ids = lex.bm25.get_tokens_ids(tokenize([q], return_ids=False)[0])
+        ours = lex.scores(q, None)
+        np.testing.assert_allclose(ours, lex.bm25.get_scores_from_ids(ids), rtol=1e-5, atol=1e-6)
+        full = [i for i in np.argsort(-ours, kind="stable") if ours[i] > 0][:5]
+        assert top_k(ours, 5).tolist() == full
+    assert lex.scores("zzzz qqqq", None) is None
