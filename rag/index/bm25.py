@@ -135,17 +135,6 @@ class Lexicon:
         scores = _score(self.bm25.scores, np.asarray(ids, dtype=np.int64))
         return scores if mask is None else scores * mask
 
-
-def _score(matrix: dict, token_ids: np.ndarray) -> np.ndarray:
-    """Sum of the query tokens' precomputed BM25 columns (bm25s's CSC layout) with one
-    np.bincount over the touched postings: bm25s's own loop calls np.add.at per token, several
-    times slower at 100k+ chunks."""
-    indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
-    spans = [(int(indptr[t]), int(indptr[t + 1])) for t in token_ids]
-    rows = np.concatenate([indices[a:b] for a, b in spans])
-    weights = np.concatenate([data[a:b] for a, b in spans])
-    return np.bincount(rows, weights=weights, minlength=matrix["num_docs"]).astype(np.float32)
-
     def paper_mask(self, date_from: int | None, date_to: int | None, org: str | None) -> np.ndarray:
         keep = np.ones(len(self.paper_ids), dtype=bool)
         if date_from is not None or date_to is not None:
@@ -168,6 +157,17 @@ def _score(matrix: dict, token_ids: np.ndarray) -> np.ndarray:
         found = self.sorted_ids[pos] == wanted
         out[found] = np.asarray(self.chunk_order)[pos[found]]
         return out
+
+
+def _score(matrix: dict, token_ids: np.ndarray) -> np.ndarray:
+    """Sum of the query tokens' precomputed BM25 columns (bm25s's CSC layout) with one
+    np.bincount over the touched postings: bm25s's own loop calls np.add.at per token, several
+    times slower at 100k+ chunks."""
+    indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
+    spans = [(int(indptr[t]), int(indptr[t + 1])) for t in token_ids]
+    rows = np.concatenate([indices[a:b] for a, b in spans])
+    weights = np.concatenate([data[a:b] for a, b in spans])
+    return np.bincount(rows, weights=weights, minlength=matrix["num_docs"]).astype(np.float32)
 
 
 def top_k(scores: np.ndarray, k: int, positive: bool = True) -> np.ndarray:
