@@ -24,7 +24,7 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev models doctor native index ask search papers add remove status ui test test-fast eval bench chroma clean system-browser
+.PHONY: help install dev models doctor native index ask search papers add remove status ui test test-fast eval bench bench-scale chroma clean system-browser
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -112,6 +112,9 @@ eval: dev ## full eval: retrieval + extractive + embedded LLM; writes evals/repo
 
 bench: dev ## speed benchmarks; prints a table and writes reports/bench.md
 	$(BIN)/python -m bench
+
+bench-scale: install ## synthetic 10k/100k-paper indexes; writes reports/bench-scale.md (~15-25 min)
+	$(BIN)/python -m bench.scale
 
 chroma: install ## run a Chroma server for scale-out (then RAG_CHROMA_HOST=127.0.0.1 RAG_CHROMA_PORT=8000)
 	$(BIN)/chroma run --path .rag/chroma-server --host 127.0.0.1 --port 8000

@@ -164,6 +164,10 @@ class Settings(BaseSettings):
                                            "(SmolLM2 loops without it); larger models use 1.0.")
     probe_timeout: float = Field(300.0, gt=0, description="Seconds the child-process test generation may take.")
 
+    # scale: index layout and paging (rag/index/store.py, build.py)
+    page_size: int = Field(5000, ge=1, le=30000, description="Rows per Chroma read/delete; chromadb fails on one "
+                           "request above 32,766 SQL variables.")
+
     @field_validator("ollama_host")
     @classmethod
     def _url(cls, v: str) -> str:

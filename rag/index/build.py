@@ -1,14 +1,19 @@
-"""Build or update the Chroma index from the seed files.
+"""Build or update the index from the seed files: crash-safe, exclusive, incremental per paper.
 
-Nodes go into Chroma through llama-index's `ChromaVectorStore`, with embeddings computed by a
-llama-index `BaseEmbedding`. We do not use `IngestionPipeline`'s docstore to skip unchanged
-documents: the truth about what is indexed is Chroma itself (also in server mode), so we diff
-against the content hashes stored in each chunk's metadata instead of a second store that
-could drift from it.
+Chunks go into Chroma directly (`collection.upsert` with our own vectors), not through
+llama-index's `ChromaVectorStore`: that one stores a `_node_content` JSON copy of every node
+(text + metadata, ~2.4 KB a chunk) beside the document, which nothing here reads. A paper's
+abstract and other fields are stored once, on its chunk 0 (`chunk_metadata`); other chunks
+carry their text and the few keys filters need.
 
-Updates are per paper: unchanged papers are not embedded again, changed ones are replaced,
-removed ones deleted. A different fingerprint (embedder, chunking) or `rebuild=True` builds a
-new collection and switches to it only when complete (see `rag.store`).
+What is indexed is described by a manifest beside the collection (`rag.index.manifest`): file
+hashes (nothing changed -> stop, without parsing or reading Chroma) and per-paper content hashes
+with chunk ids. A chunk id carries its paper's content hash (`<paper>:<n>~<hash>`), so an
+update writes a changed paper's new chunks beside the old ones, builds the next BM25 generation,
+moves the registry pointer (one write), and only then deletes the old chunks. A journal written
+first names both sets, so the next run deletes the orphans of a run killed in between.
+A different fingerprint (embedder, chunking) or `rebuild=True` fills a new collection and
+switches to it only when complete. Every run holds `rag.index.lock`.
 """
 
 from __future__ import annotations
@@ -16,17 +21,22 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from rag.index import store
-from rag.index.chunking import Chunk, chunk_paper
+import numpy as np
+
 from rag.corpus import load_all
 from rag.corpus.listing import Paper
+from rag.index import bm25, manifest, store
+from rag.index.chunking import Chunk, chunk_paper
 from rag.index.embedding import embedder_name
+from rag.index.lock import index_lock
 from rag.settings import Settings, get_settings
 
-CHUNKER_VERSION = 3  # bump when chunk text or metadata layout changes: forces a rebuild
+CHUNKER_VERSION = 4  # bump when chunk text or metadata layout changes: forces a rebuild
+BATCH = 512  # chunks per embedding call, Chroma write and progress step (Chroma pays per call)
 Progress = Callable[[int, int], None]
 
 
@@ -52,90 +62,203 @@ class IndexReport:
 
 def fingerprint(settings: Settings) -> str:
     spec = {"embedder": embedder_name(settings), "chunk_tokens": settings.chunk_tokens,
-            "overlap": settings.chunk_overlap_sentences, "chunker": CHUNKER_VERSION}
+            "overlap": settings.chunk_overlap_sentences, "chunker": CHUNKER_VERSION, "hnsw": store.HNSW}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def date_ord(date: str | None) -> int | None:
+    return int(date.replace("-", "")) if date else None
+
+
+CHUNK_KEYS = ("paper_id", "chunk_index", "org", "date_ord")  # what filters and joins need on every chunk
+
+
 def chunk_metadata(paper: Paper, chunk: Chunk, n_chunks: int) -> dict:
-    """Flat metadata Chroma can filter on; None fields are left out, not stored as ''."""
+    """Flat metadata Chroma can filter on; None fields are left out, not stored as ''.
+    The paper's fields (abstract, title, sources…) are stored once, on chunk 0, which the query
+    path fetches by id; the other chunks keep only CHUNK_KEYS (each repeated key costs ~150 bytes
+    of SQLite rows and index per chunk)."""
     meta = {"paper_id": paper.paper_id, "title": paper.title, "chunk_index": chunk.index,
             "n_chunks": n_chunks, "content_hash": paper.content_hash, "abstract": paper.abstract,
             "sources": ", ".join(paper.sources), "org": paper.org, "authors": paper.authors,
             "date": paper.date, "date_raw": paper.date_raw, "upvotes": paper.upvotes,
-            "date_ord": int(paper.date.replace("-", "")) if paper.date else None,
+            "date_ord": date_ord(paper.date),
             "arxiv_id": paper.arxiv_id, "doi": paper.doi, "url": paper.url, "venue": paper.venue, "year": paper.year,
             "kind": paper.kind if paper.kind != "listing" else None}
+    if chunk.index != 0:
+        meta = {k: meta[k] for k in CHUNK_KEYS}
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def _nodes(papers: list[Paper], settings: Settings):
-    from llama_index.core.schema import TextNode
+def chunk_id(paper: Paper, chunk: Chunk) -> str:
+    """`<paper>:<n>~<content hash>`: new content gets new ids, so replacements never overwrite."""
+    return f"{chunk.chunk_id}~{paper.content_hash[:8]}"
 
-    nodes = []
+
+def _chunks(papers: list[Paper], settings: Settings) -> list[tuple[Paper, Chunk, int]]:
+    out = []
     for p in papers:
         chunks = chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap_sentences)
-        for c in chunks:
-            meta = chunk_metadata(p, c, len(chunks))
-            nodes.append(TextNode(id_=c.chunk_id, text=c.embed_text(p.title), metadata=meta,
-                                  excluded_embed_metadata_keys=list(meta), excluded_llm_metadata_keys=list(meta)))
-    return nodes
+        out += [(p, c, len(chunks)) for c in chunks]
+    return out
 
 
-def _write(collection, papers: list[Paper], settings: Settings, embed_model, progress: Progress | None) -> int:
-    """Embed and add the papers' chunks in batches; returns the number of chunks written."""
-    from llama_index.core.schema import MetadataMode
-    from llama_index.vector_stores.chroma import ChromaVectorStore
-
-    if embed_model is None:  # built only when there is something to embed: a no-op run skips
-        from rag.index.llama_embedding import embed_model_for  # llama_index's multi-second import
-
-        embed_model = embed_model_for(settings)
-    vector_store = ChromaVectorStore(chroma_collection=collection)
-    nodes, batch = _nodes(papers, settings), 128  # chunks per Chroma write and progress step
-    for start in range(0, len(nodes), batch):
-        part = nodes[start:start + batch]
-        vectors = embed_model.get_text_embedding_batch([n.get_content(MetadataMode.EMBED) for n in part])
-        for node, vec in zip(part, vectors):
-            node.embedding = vec
-        vector_store.add(part)
-        if progress:
-            progress(start + len(part), len(nodes))
-    return len(nodes)
+def _rows(items: list[tuple[Paper, Chunk, int]], papers: list[Paper]) -> tuple[bm25.Rows, dict[str, list]]:
+    """The BM25/array rows and the manifest's paper table for every chunk of `papers`."""
+    rows = bm25.Rows([chunk_id(p, c) for p, c, _ in items], [c.embed_text(p.title) for p, c, _ in items],
+                     [p.paper_id for p, _, _ in items], [c.index == 0 for _, c, _ in items],
+                     {p.paper_id: date_ord(p.date) or 0 for p in papers}, {p.paper_id: p.org for p in papers})
+    table: dict[str, list] = {p.paper_id: [p.content_hash, []] for p in papers}
+    for cid, pid in zip(rows.chunk_ids, rows.paper_ids):
+        table[pid][1].append(cid)
+    return rows, table
 
 
-def _indexed_state(collection) -> dict[str, tuple[str, int, list[str]]]:
-    """paper_id -> (content_hash, expected chunk count, chunk ids present)."""
-    got = collection.get(include=["metadatas"])
-    state: dict[str, tuple[str, int, list[str]]] = {}
-    for cid, meta in zip(got["ids"], got["metadatas"]):
-        h, n, ids = state.get(meta["paper_id"], (meta.get("content_hash", ""), int(meta.get("n_chunks", 0)), []))
-        ids.append(cid)
-        state[meta["paper_id"]] = (h, n, ids)
-    return state
+def _embedder(settings: Settings, embed_model):
+    """texts -> vectors. The default ONNX path skips llama-index (a multi-second import)."""
+    if embed_model is not None:
+        return embed_model.get_text_embedding_batch
+    if settings.embed_backend == "onnx":
+        from rag.index.embedding import get_minilm
+
+        return lambda texts: get_minilm().embed(texts, batch_size=settings.embed_batch)
+    from rag.index.llama_embedding import embed_model_for
+
+    return embed_model_for(settings).get_text_embedding_batch
 
 
-def _update(act: store.Active, papers: list[Paper], settings, embed_model, progress, report: IndexReport) -> None:
-    state = _indexed_state(act.collection)
+def _write(collection, items: list[tuple[Paper, Chunk, int]], settings: Settings, embed_model,
+           progress: Progress | None) -> np.ndarray:
+    """Embed and upsert chunks, returning their vectors; the Chroma write of one batch overlaps
+    the embedding of the next (a second thread: ONNX and SQLite/HNSW each leave a core idle otherwise)."""
+    if not items:
+        return np.zeros((0, 0), dtype=np.float16)
+    embed, pending, out = _embedder(settings, embed_model), None, []
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for start in range(0, len(items), BATCH):
+            part = items[start:start + BATCH]
+            texts = [c.embed_text(p.title) for p, c, _ in part]
+            vectors = np.asarray(embed(texts), dtype=np.float32)
+            out.append(vectors.astype(np.float16))
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(collection.upsert, ids=[chunk_id(p, c) for p, c, _ in part],
+                                    embeddings=vectors, documents=texts,
+                                    metadatas=[chunk_metadata(p, c, n) for p, c, n in part])
+            if progress:
+                progress(start + len(part), len(items))
+        pending.result()
+    return np.vstack(out)
+
+
+def _publish(cl, settings: Settings, collection: str, rows: bm25.Rows, vectors, man: manifest.Manifest) -> str:
+    """Save a new generation (BM25 + arrays + manifest) and point the registry at it."""
+    gen = manifest.new_generation()
+    target = manifest.generation_dir(settings, collection, gen)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    bm25.save(rows, vectors, target)
+    man.save(target)
+    store.activate(cl, settings, collection, gen)
+    return gen
+
+
+def _rebuild(cl, settings, fp, papers, files, embed_model, progress, report: IndexReport) -> None:
+    manifest.live_path(settings).unlink(missing_ok=True)  # until the switch, no run may skip the cleanup
+    col = store.new_collection(cl, settings, fp)
+    items = _chunks(papers, settings)
+    vectors = _write(col, items, settings, embed_model, progress)
+    report.chunks_embedded = len(items)
+    rows, table = _rows(items, papers)
+    gen = _publish(cl, settings, col.name, rows, vectors, manifest.Manifest(fp, files, table))
+    report.added, report.collection = len(papers), col.name
+    _cleanup(cl, settings, col.name, {gen})
+
+
+def _update(cl, act: store.Active, old: manifest.Manifest, papers, files, settings, embed_model, progress,
+            report: IndexReport) -> None:
     current = {p.paper_id for p in papers}
-    stale_ids, todo = [], []
-    for p in papers:
-        old = state.get(p.paper_id)
-        if old and old[0] == p.content_hash and old[1] == len(old[2]):
-            report.unchanged += 1
-            continue
-        # a paper half-written by a killed run has fewer chunks than it says: redo it
-        report.updated += bool(old)
-        report.added += not old
-        stale_ids += old[2] if old else []
-        todo.append(p)
-    removed = [pid for pid in state if pid not in current]
-    report.removed = len(removed)
-    stale_ids += [cid for pid in removed for cid in state[pid][2]]
-    if stale_ids:
-        act.collection.delete(ids=stale_ids)
-    report.chunks_embedded = _write(act.collection, todo, settings, embed_model, progress) if todo else 0
-    if stale_ids or todo:
-        store.touch(act.collection)
+    todo = [p for p in papers if (old.papers.get(p.paper_id) or [None])[0] != p.content_hash]
+    report.updated = sum(p.paper_id in old.papers for p in todo)
+    report.added = len(todo) - report.updated
+    report.unchanged = len(papers) - len(todo)
+    gone = [pid for pid in old.papers if pid not in current]
+    report.removed = len(gone)
+    stale = [cid for p in todo if p.paper_id in old.papers for cid in old.papers[p.paper_id][1]]
+    stale += [cid for pid in gone for cid in old.papers[pid][1]]
+    if not todo and not gone:  # only file bytes changed (e.g. reordered): record the new hashes
+        old.files = files
+        old.save(manifest.generation_dir(settings, act.name, act.generation))
+        return
+    items = _chunks(papers, settings)
+    rows, table = _rows(items, papers)
+    gen = manifest.new_generation()
+    manifest.write_journal(settings, act.name, [c for p in todo for c in table[p.paper_id][1]], stale, gen)
+    changed = {p.paper_id for p in todo}
+    new = _write(act.collection, [it for it in items if it[0].paper_id in changed], settings, embed_model, progress)
+    report.chunks_embedded = len(new)
+    target = manifest.generation_dir(settings, act.name, gen)
+    bm25.save(rows, _vectors(settings, act, rows, changed, new), target)
+    manifest.Manifest(old.fingerprint, files, table).save(target)
+    store.activate(cl, settings, act.name, gen)
+    store.delete_ids(act.collection, settings, stale)
+    manifest.journal_path(settings, act.name).unlink(missing_ok=True)
+    _cleanup(cl, settings, act.name, {gen, act.generation})
+
+
+def _vectors(settings: Settings, act: store.Active, rows: bm25.Rows, changed: set[str], new: np.ndarray):
+    """The next generation's vectors: new ones for changed papers, the live generation's for the rest."""
+    old = bm25.Lexicon(manifest.generation_dir(settings, act.name, act.generation))
+    is_new = np.array([pid in changed for pid in rows.paper_ids], dtype=bool)
+    out = np.zeros((len(rows.chunk_ids), old.vectors.shape[1]), dtype=np.float16)
+    if len(new):
+        out[is_new] = new
+    keep = np.flatnonzero(~is_new)
+    out[keep] = old.vectors[old.rows_of([rows.chunk_ids[i] for i in keep])]
+    return out
+
+
+def _recover(settings: Settings, act: store.Active) -> None:
+    """Finish or undo an update that was killed: delete whichever chunk set is not live."""
+    journal = manifest.read_journal(settings, act.name)
+    if journal is None:
+        return
+    orphans = journal["delete"] if act.generation == journal["to"] else journal["add"]
+    store.delete_ids(act.collection, settings, orphans)
+    manifest.journal_path(settings, act.name).unlink(missing_ok=True)
+
+
+def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest:
+    """Rebuild the local files of a live collection from Chroma itself, read in pages: for a
+    collection built on another machine (server mode) or local files that were lost. No embedding."""
+    rows, hashes, versions, vectors = bm25.Rows([], [], [], [], {}, {}), {}, {}, []
+    for page in store.pages(act.collection, settings, ["documents", "metadatas", "embeddings"]):
+        vectors.append(np.asarray(page["embeddings"], dtype=np.float16))
+        for cid, doc, m in zip(page["ids"], page["documents"], page["metadatas"]):
+            pid = m["paper_id"]
+            rows.chunk_ids.append(cid), rows.texts.append(doc), rows.paper_ids.append(pid)
+            rows.heads.append(m.get("chunk_index") == 0)
+            rows.paper_date[pid], rows.paper_org[pid] = int(m.get("date_ord", 0)), m.get("org")
+            versions.setdefault(pid, set()).add(cid.rpartition("~")[2])
+            if m.get("chunk_index") == 0:
+                hashes[pid] = m.get("content_hash", "")
+    table = {pid: [hashes.get(pid, "") if len(versions[pid]) == 1 else "", []] for pid in versions}
+    for cid, pid in zip(rows.chunk_ids, rows.paper_ids):  # a paper in two versions is redone
+        table[pid][1].append(cid)
+    man = manifest.Manifest(act.fingerprint, {}, table)
+    _publish(cl, settings, act.name, rows, np.vstack(vectors), man)
+    return man
+
+
+def _cleanup(cl, settings: Settings, keep: str, generations: set[str]) -> None:
+    store.drop_others(cl, settings, keep)
+    manifest.prune(settings, keep, generations)
+
+
+def _live_manifest(settings: Settings, act: store.Active | None) -> manifest.Manifest | None:
+    if act is None or not act.generation:
+        return None
+    folder = manifest.generation_dir(settings, act.name, act.generation)
+    return manifest.Manifest.load(folder) if (folder / "params.index.json").exists() else None
 
 
 def build_index(settings: Settings | None = None, *, rebuild: bool = False, embed_model=None,
@@ -143,23 +266,59 @@ def build_index(settings: Settings | None = None, *, rebuild: bool = False, embe
     """Make the live index match the seed files. Returns what changed."""
     settings = settings or get_settings()
     t0 = time.perf_counter()
-    papers = load_all(settings)
-    cl, fp = store.client(settings), fingerprint(settings)
+    with index_lock(settings):
+        report = _build_locked(settings, rebuild, embed_model, progress)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _unchanged(settings: Settings, fp: str) -> IndexReport | None:
+    """The no-op run, decided from local files alone (no chromadb import, no corpus parsing):
+    embedded mode, the last switch completed, no update in flight, and every seed file as recorded."""
+    live = manifest.read_live(settings)
+    if settings.chroma_host or not live or live["fingerprint"] != fp:
+        return None
+    if manifest.read_journal(settings, live["collection"]) is not None:
+        return None
+    old = manifest.Manifest.load(manifest.generation_dir(settings, live["collection"], live["generation"]))
+    if old is None or old.files != manifest.file_hashes(settings.seed_dir, settings.library_dir):
+        return None
+    return IndexReport(papers=len(old.papers), unchanged=len(old.papers), chunks_total=old.n_chunks,
+                       fingerprint=fp, collection=live["collection"])
+
+
+def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> IndexReport:
+    fp = fingerprint(settings)
+    if not rebuild and (report := _unchanged(settings, fp)) is not None:
+        return report
+    cl = store.client(settings)
     act = store.active(cl, settings)
-    report = IndexReport(papers=len(papers), fingerprint=fp)
-    if rebuild or act is None or act.fingerprint != fp:
+    if act is not None:
+        _recover(settings, act)
+    old, files = _live_manifest(settings, act), manifest.file_hashes(settings.seed_dir, settings.library_dir)
+    report = IndexReport(fingerprint=fp)
+    if not rebuild and act is not None and act.fingerprint == fp and old is None:
+        old = _adopt(cl, settings, act)
+        act = store.active(cl, settings)
+        report.notes.append(f"rebuilt the local BM25 files of {act.name} from the collection")
+    if not rebuild and act is not None and act.fingerprint == fp and old is not None and old.files == files:
+        report.papers = report.unchanged = len(old.papers)  # nothing changed: no parsing, no Chroma reads
+        report.chunks_total, report.collection = old.n_chunks, act.name
+        _cleanup(cl, settings, act.name, {act.generation})
+        manifest.write_live(settings, act.name, act.generation, act.fingerprint)  # the next no-op is local
+        return report
+    papers = load_all(settings)
+    report.papers = len(papers)
+    if rebuild or act is None or act.fingerprint != fp or old is None:
         report.rebuilt = True
         report.reason = ("--rebuild" if rebuild else "no index yet" if act is None
                          else f"fingerprint changed ({act.fingerprint} -> {fp})")
-        col = store.new_collection(cl, settings, fp)
-        report.chunks_embedded = _write(col, papers, settings, embed_model, progress)
-        report.added = len(papers)
-        store.activate(cl, settings, col.name)
-        report.collection = col.name
+        _rebuild(cl, settings, fp, papers, files, embed_model, progress, report)
     else:
-        _update(act, papers, settings, embed_model, progress, report)
-        store.drop_others(cl, settings, act.name)
+        _update(cl, act, old, papers, files, settings, embed_model, progress, report)
         report.collection = act.name
-    report.chunks_total = store.active(cl, settings).collection.count()
-    report.seconds = time.perf_counter() - t0
+    act = store.active(cl, settings)
+    live = _live_manifest(settings, act)
+    report.chunks_total = live.n_chunks if live else 0
+    manifest.write_live(settings, act.name, act.generation, act.fingerprint)  # done: the next no-op is local
     return report

@@ -1,11 +1,16 @@
-"""What the live index holds: papers, chunks, fingerprint, when it was built."""
+"""What the live index holds: papers, chunks, fingerprint, when it was built.
+
+Counts come from the generation's memory-mapped arrays (no collection read); only when those
+local files are missing (a collection built on another machine) are the rows counted in pages."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
 
-from rag.index import store
+import numpy as np
+
+from rag.index import manifest, store
 from rag.settings import Settings, get_settings
 
 
@@ -36,7 +41,19 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
     act = store.active(store.client(settings), settings)
     if act is None:
         return IndexStatus(False, where, current_fingerprint=fingerprint(settings))
-    metas = act.collection.get(include=["metadatas"])["metadatas"]
+    papers, chunks = _counts(settings, act)
     built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(act.built_at)) if act.built_at else ""
-    return IndexStatus(True, where, len({m["paper_id"] for m in metas}), len(metas), act.fingerprint,
-                       fingerprint(settings), act.name, built)
+    return IndexStatus(True, where, papers, chunks, act.fingerprint, fingerprint(settings), act.name, built)
+
+
+def _counts(settings: Settings, act: store.Active) -> tuple[int, int]:
+    folder = manifest.generation_dir(settings, act.name, act.generation)
+    try:
+        return (len(np.load(folder / "paper_ids.npy", mmap_mode="r")),
+                len(np.load(folder / "chunk_ids.npy", mmap_mode="r")))
+    except (OSError, ValueError):
+        papers, chunks = set(), 0
+        for page in store.pages(act.collection, settings, ["metadatas"]):
+            papers.update(m["paper_id"] for m in page["metadatas"])
+            chunks += len(page["ids"])
+        return len(papers), chunks

@@ -2,9 +2,14 @@
 
 The query path talks to chromadb and bm25s directly instead of through llama-index's
 retrievers: importing llama_index.core costs 3–5 s, more than the whole retrieval budget of an
-`ask` from process start. The BM25 index is built in memory from the documents stored in the
-live Chroma collection (~0.1 s for this corpus), so Chroma stays the single source of truth and
-server mode needs nothing extra.
+`ask` from process start. Opening a `Retriever` loads nothing that grows with the corpus except
+memory-maps: the BM25 index and the filter arrays the indexer saved beside the live collection
+(`rag.index.bm25`). Only the winning papers' documents and metadata are fetched from Chroma, by id.
+
+Filters are masks over those arrays. For dense search a filter that leaves few chunks is
+scored exactly against the stored vectors; a broad one over-fetches from HNSW and masks, and
+only falls back to Chroma's `where` (numeric `date_ord` ranges, `org` in the few matching
+names — never a list of ids) when that leaves too few.
 
 Fusion happens at paper level: each retriever's chunk ranking is first reduced to a paper
 ranking (a paper's best chunk), so a paper split into three chunks is not counted three times.
@@ -20,10 +25,11 @@ import numpy as np
 
 from rag.index import store
 from rag.index.embedding import query_vector
-from rag.errors import IndexMissingError, InputError
+from rag.errors import InputError
 from rag.settings import Settings, get_settings
 
 Mode = Literal["hybrid", "bm25", "dense"]
+EXACT_ROWS = 60_000  # filtered dense search scores up to this many allowed chunks exactly (~20 ms)
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,7 @@ class Hit:
     score: float  # fused RRF score (higher is better)
     chunk_id: str  # the paper's best-matching chunk
     chunk_text: str
-    meta: dict = field(repr=False)  # the chunk's stored metadata (abstract, org, date, sources…)
+    meta: dict = field(repr=False)  # the paper's metadata (abstract, org, date, sources…) + the chunk's
     dense: float | None = None  # cosine similarity of the best chunk, when dense retrieval saw it
     bm25: float | None = None
     dense_rank: int | None = None
@@ -72,99 +78,155 @@ class Hit:
                 **{k: self.meta.get(k) for k in keys}}
 
 
-def _tokenize(texts: list[str], stemmer) -> list[list[str]]:
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+def _date_bound(iso: str | None, high: bool) -> int | None:
+    """'2024-05-01' -> 20240501; a partial date covers its whole year or month ('2024' -> 20240000 / 20249999)."""
+    if not iso:
+        return None
+    digits = "".join(c for c in iso if c.isdigit())[:8]
+    if len(digits) < 4:
+        raise InputError(f"date {iso!r} is not a date; use YYYY-MM-DD (e.g. 2024-05-01)")
+    return int(digits.ljust(8, "9" if high else "0"))
 
 
 class Retriever:
-    """One live collection, its in-memory BM25 index and metadata. Build once, query often."""
+    """The live collection and its memory-mapped BM25 generation. Build once, query often."""
 
     def __init__(self, settings: Settings):
-        import bm25s
-        import Stemmer
-
+        from rag.index import manifest
+        from rag.index.bm25 import Lexicon
         from rag.index.build import fingerprint  # cheap: indexing imports llama_index lazily
 
         self.settings = settings
         act = store.require_active(settings)
         if act.fingerprint != fingerprint(settings):
-            raise IndexMissingError(f"the index was built with other settings (fingerprint {act.fingerprint}, "
-                                    f"now {fingerprint(settings)}); rebuild it with `python -m rag index`")
-        self.collection, self.name, self.built_at = act.collection, act.name, act.built_at
-        got = self.collection.get(include=["documents", "metadatas"])
-        self.ids, self.docs, self.metas = got["ids"], got["documents"], got["metadatas"]
-        self.pos = {cid: i for i, cid in enumerate(self.ids)}
-        self._stemmer = Stemmer.Stemmer("english")
-        self._bm25 = bm25s.BM25()
-        self._bm25.index(bm25s.tokenize(self.docs, stopwords="en", stemmer=self._stemmer, show_progress=False),
-                         show_progress=False)
+            raise store.IndexStaleError(f"the index was built with other settings (fingerprint {act.fingerprint}, "
+                                        f"now {fingerprint(settings)}); rebuild it with `python -m rag index`")
+        folder = manifest.generation_dir(settings, act.name, act.generation)
+        if not (folder / "params.index.json").exists():
+            raise store.IndexStaleError(f"the BM25 files of {act.name} are not in {folder.parent}; "
+                                        "recreate them with `python -m rag index`")
+        self.collection, self.name, self.built_at, self.generation = act.collection, act.name, act.built_at, act.generation
+        self.lex = Lexicon(folder)
 
-    def bm25_ranking(self, question: str, filters: Filters, n: int) -> list[tuple[str, float]]:
-        tokens = _tokenize([question], self._stemmer)[0]
-        if not tokens:
+    def _chunk_mask(self, filters: Filters):
+        if not filters.active():
+            return None
+        papers = self.lex.paper_mask(_date_bound(filters.date_from, False), _date_bound(filters.date_to, True),
+                                     filters.org)
+        return papers[np.asarray(self.lex.chunk_paper)]
+
+    def bm25_ranking(self, question: str, filters: Filters, n: int) -> list[tuple[int, float]]:
+        """(chunk row, score), best first."""
+        from rag.index.bm25 import top_k
+
+        mask = self._chunk_mask(filters)
+        if mask is not None and not mask.any():
             return []
-        scores = self._bm25.get_scores(tokens)
-        order = np.argsort(-scores, kind="stable")
-        out = [(self.ids[i], float(scores[i])) for i in order
-               if scores[i] > 0 and (not filters.active() or filters.allows(self.metas[i]))]
-        return out[:n]
+        scores = self.lex.scores(question, None if mask is None else mask.astype(np.float32))
+        if scores is None:
+            return []
+        return [(int(i), float(scores[i])) for i in top_k(scores, n)]
 
-    def dense_ranking(self, question: str, filters: Filters, n: int) -> list[tuple[str, float]]:
-        where = None
-        if filters.active():
-            allowed = sorted({m["paper_id"] for m in self.metas if filters.allows(m)})
-            if not allowed:
-                return []
-            where = {"paper_id": {"$in": allowed}}
-        res = self.collection.query(query_embeddings=[query_vector(self.settings, question)],
-                                    n_results=min(n, len(self.ids)), where=where, include=["distances"])
-        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
+    def _where(self, filters: Filters) -> dict | None:
+        """Chroma conditions for the filters; {} when nothing can match."""
+        conds = []
+        lo, hi = _date_bound(filters.date_from, False), _date_bound(filters.date_to, True)
+        if lo is not None or hi is not None:
+            conds += [{"date_ord": {"$gte": lo or 1}}, {"date_ord": {"$lte": hi or 99999999}}]
+        if filters.org:
+            orgs = [o for o in self.lex.orgs if filters.org.casefold() in o.casefold()]
+            if not orgs:
+                return {}
+            conds.append({"org": {"$in": orgs}})
+        return None if not conds else conds[0] if len(conds) == 1 else {"$and": conds}
+
+    def dense_ranking(self, question: str, filters: Filters, n: int) -> list[tuple[int, float]]:
+        """(chunk row, cosine), best first. Unfiltered: Chroma's HNSW. Filtered: an exact dot product
+        over the allowed rows' stored vectors when they are few (Chroma's own filtered query is
+        slower and grows with the collection), else HNSW over-fetched and masked."""
+        mask = self._chunk_mask(filters)
+        qvec = np.asarray(query_vector(self.settings, question), dtype=np.float32)
+        if mask is None:
+            return self._hnsw(qvec, n, None, None)
+        allowed = np.flatnonzero(mask)
+        if len(allowed) <= EXACT_ROWS:
+            return self._exact(qvec, allowed, n)
+        wanted = int(n * len(mask) / len(allowed) * 2) + 10  # expect n allowed rows among these
+        got = self._hnsw(qvec, min(wanted, 2000), mask, None)
+        return got[:n] if len(got) >= n else self._hnsw(qvec, n, mask, self._where(filters))
+
+    def _exact(self, qvec: np.ndarray, rows: np.ndarray, n: int) -> list[tuple[int, float]]:
+        from rag.index.bm25 import top_k
+
+        sims = np.asarray(self.lex.vectors[rows], dtype=np.float32) @ qvec
+        return [(int(rows[i]), float(sims[i])) for i in top_k(sims, n, positive=False)]
+
+    def _hnsw(self, qvec: np.ndarray, n: int, mask, where) -> list[tuple[int, float]]:
+        # over-fetch a little: rows a killed index run left behind are not in this generation
+        res = self.collection.query(query_embeddings=[qvec.tolist()], n_results=max(1, min(n + 10, len(self.lex))),
+                                    where=where, include=["distances"])
+        rows = self.lex.rows_of(res["ids"][0])
+        out = [(int(r), 1.0 - float(d)) for r, d in zip(rows, res["distances"][0])
+               if r >= 0 and (mask is None or mask[r])]
+        return out if mask is not None else out[:n]
 
     def search(self, question: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
         filters = filters or Filters()
         n = max(self.settings.candidates, k)
         lists = {}
         if mode in ("hybrid", "bm25"):
-            lists["bm25"] = _per_paper(self.bm25_ranking(question, filters, n), self.metas, self.pos)
+            lists["bm25"] = self._per_paper(self.bm25_ranking(question, filters, n))
         if mode in ("hybrid", "dense"):
-            lists["dense"] = _per_paper(self.dense_ranking(question, filters, n), self.metas, self.pos)
-        return self._fuse(lists)[:k]
+            lists["dense"] = self._per_paper(self.dense_ranking(question, filters, n))
+        return self._hits(_fuse(lists, self.settings.rrf_k)[:k])
 
-    def _fuse(self, lists: dict[str, list[tuple[str, str, float]]]) -> list[Hit]:
-        hits: dict[str, Hit] = {}
-        best_rank: dict[str, int] = {}
-        for name, ranking in lists.items():
-            for rank, (pid, cid, raw) in enumerate(ranking, 1):
-                meta = self.metas[self.pos[cid]]
-                hit = hits.setdefault(pid, Hit(pid, meta["title"], 0.0, cid, "", meta))
-                hit.score += 1.0 / (self.settings.rrf_k + rank)
-                setattr(hit, name, raw)
-                setattr(hit, f"{name}_rank", rank)
-                if rank < best_rank.get(pid, 10**9):  # keep the chunk that ranked best anywhere
-                    best_rank[pid], hit.chunk_id, hit.meta = rank, cid, meta
-        for hit in hits.values():
-            hit.chunk_text = self.docs[self.pos[hit.chunk_id]]
-        return sorted(hits.values(), key=lambda h: (-h.score, h.paper_id))
-
-    def papers(self) -> dict[str, dict]:
-        """paper_id -> metadata of its first chunk: every indexed paper."""
-        out: dict[str, dict] = {}
-        for m in self.metas:
-            out.setdefault(m["paper_id"], m)
+    def _per_paper(self, ranking: list[tuple[int, float]]) -> list[tuple[int, int, float]]:
+        """(paper row, best chunk row, its score) in order of each paper's best chunk."""
+        seen, out = set(), []
+        for row, score in ranking:
+            prow = int(self.lex.chunk_paper[row])
+            if prow not in seen:
+                seen.add(prow)
+                out.append((prow, row, score))
         return out
 
+    def _hits(self, fused: list[dict]) -> list[Hit]:
+        """Fetch the winners' chunks and their papers' chunk 0 (which holds the abstract) by id."""
+        ids = [str(self.lex.chunk_ids[f["row"]]) for f in fused]
+        heads = [str(self.lex.chunk_ids[self.lex.paper_head[f["prow"]]]) for f in fused]
+        got = store.get_by_ids(self.collection, self.settings, list(dict.fromkeys(ids + heads)),
+                               ["documents", "metadatas"])
+        hits = []
+        for f, cid, head in zip(fused, ids, heads):
+            if cid not in got:
+                continue  # deleted by an index run after this generation was opened
+            doc, meta = got[cid]
+            meta = {"abstract": "", **(got.get(head, (None, None))[1] or {}), **meta}  # paper fields live on chunk 0
+            meta.setdefault("title", doc.split("\n", 1)[0])  # the document's first line is the title
+            hits.append(Hit(meta["paper_id"], meta["title"], f["score"], cid, doc, meta, **f["raw"]))
+        return hits
 
-def _per_paper(ranking: list[tuple[str, float]], metas: list[dict], pos: dict) -> list[tuple[str, str, float]]:
-    """(paper_id, best chunk id, its score) in order of each paper's best chunk."""
-    seen, out = set(), []
-    for cid, score in ranking:
-        pid = metas[pos[cid]]["paper_id"]
-        if pid not in seen:
-            seen.add(pid)
-            out.append((pid, cid, score))
-    return out
+    def papers(self) -> dict[str, dict]:
+        """paper_id -> {paper_id, org, date_ord}: every indexed paper, from the arrays (no Chroma read)."""
+        ids, orgs, dates = self.lex.paper_ids, self.lex.paper_org, self.lex.paper_date
+        return {str(pid): {"paper_id": str(pid), **({"org": self.lex.orgs[o]} if o >= 0 else {}),
+                           **({"date_ord": int(d)} if d else {})} for pid, o, d in zip(ids, orgs, dates)}
+
+    def organisations(self) -> list[str]:
+        return list(self.lex.orgs)
+
+
+def _fuse(lists: dict[str, list[tuple[int, int, float]]], rrf_k: int) -> list[dict]:
+    """RRF over paper rankings: [{prow, row (the chunk that ranked best anywhere), score, raw}]."""
+    fused: dict[int, dict] = {}
+    for name, ranking in lists.items():
+        for rank, (prow, row, raw) in enumerate(ranking, 1):
+            f = fused.setdefault(prow, {"prow": prow, "row": row, "score": 0.0, "best": rank, "raw": {}})
+            f["score"] += 1.0 / (rrf_k + rank)
+            f["raw"].update({name: raw, f"{name}_rank": rank})
+            if rank < f["best"]:  # keep the chunk that ranked best anywhere
+                f["best"], f["row"] = rank, row
+    return sorted(fused.values(), key=lambda f: (-f["score"], f["prow"]))
 
 
 _lock = threading.Lock()
@@ -180,7 +242,7 @@ def get_retriever(settings: Settings | None = None) -> Retriever:
         cached = _cache.get(key)
         if cached is not None:
             act = store.active(store.client(settings), settings)
-            if act and act.name == cached.name and act.built_at == cached.built_at:
+            if act and (act.name, act.generation) == (cached.name, cached.generation):
                 return cached
         _cache[key] = Retriever(settings)
         return _cache[key]

@@ -1,0 +1,135 @@
+"""Where an index's local files live, and the manifest that makes a no-op re-index cheap.
+
+    <data_dir>/bm25/<collection>/<generation>/   bm25s index + arrays (rag.index.bm25) + manifest.json
+    <data_dir>/bm25/<collection>/journal.json    intent of an update in progress (crash recovery)
+    <data_dir>/bm25/<prefix>.live.json           local copy of the registry pointer (embedded mode)
+
+Kept on the local disk in both modes (a Chroma server holds only vectors, documents and
+metadata), keyed by the collection's name. The live (collection, generation) pair is named by
+the registry in Chroma (`rag.index.store`); a generation folder is complete before the registry
+names it, and the previous one is kept so a reader that just opened it keeps working.
+
+The manifest records per-file content hashes (a re-index with no file changed stops there,
+without parsing the corpus or reading Chroma) and per-paper content hashes with their chunk
+ids (what an incremental update diffs against). It is written by us rather than by
+llama-index's docstore because it must switch atomically with the BM25 arrays it describes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rag.settings import Settings
+
+
+def root(settings: Settings) -> Path:
+    return settings.data_dir / "bm25"
+
+
+def collection_dir(settings: Settings, collection: str) -> Path:
+    return root(settings) / collection
+
+
+def generation_dir(settings: Settings, collection: str, generation: str) -> Path:
+    return collection_dir(settings, collection) / generation
+
+
+def new_generation() -> str:
+    return f"g{time.time_ns()}"
+
+
+def file_hashes(*folders: Path) -> dict[str, str]:
+    """sha1 of every file under the corpus folders (the seeds, the user's library): any file a
+    corpus reader might use. Keys carry the folder's position, so the same name in both differs."""
+    out = {}
+    for i, folder in enumerate(folders):
+        base = Path(folder)
+        for f in sorted(base.rglob("*")) if base.is_dir() else []:
+            if f.is_file():
+                out[f"{i}/{f.relative_to(base)}"] = hashlib.sha1(f.read_bytes()).hexdigest()
+    return out
+
+
+@dataclass
+class Manifest:
+    fingerprint: str
+    files: dict[str, str] = field(default_factory=dict)
+    papers: dict[str, list] = field(default_factory=dict)  # paper id -> [content hash, [chunk ids]]
+
+    @property
+    def n_chunks(self) -> int:
+        return sum(len(v[1]) for v in self.papers.values())
+
+    def save(self, folder: Path) -> None:
+        write_atomic(folder / "manifest.json", json.dumps(asdict(self), separators=(",", ":")))
+
+    @classmethod
+    def load(cls, folder: Path) -> "Manifest | None":
+        try:
+            return cls(**json.loads((folder / "manifest.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a small file so that a reader (or a crash) sees the old or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def journal_path(settings: Settings, collection: str) -> Path:
+    return collection_dir(settings, collection) / "journal.json"
+
+
+def write_journal(settings: Settings, collection: str, add: list[str], delete: list[str], to_gen: str) -> None:
+    collection_dir(settings, collection).mkdir(parents=True, exist_ok=True)
+    write_atomic(journal_path(settings, collection), json.dumps({"add": add, "delete": delete, "to": to_gen}))
+
+
+def read_journal(settings: Settings, collection: str) -> dict | None:
+    try:
+        return json.loads(journal_path(settings, collection).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def live_path(settings: Settings) -> Path:
+    return root(settings) / f"{settings.collection}.live.json"
+
+
+def read_live(settings: Settings) -> dict | None:
+    """The pointer as of the last completed switch, read without opening Chroma. It is removed
+    before a switch and written after it, so a crash in between leaves none (never a wrong one)."""
+    try:
+        return json.loads(live_path(settings).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_live(settings: Settings, collection: str, generation: str, fingerprint: str) -> None:
+    write_atomic(live_path(settings), json.dumps({"collection": collection, "generation": generation,
+                                                  "fingerprint": fingerprint}))
+
+
+def prune(settings: Settings, keep_collection: str, keep_generations: set[str]) -> None:
+    """Delete local folders of other collections and of generations no longer needed."""
+    base = root(settings)
+    for col in base.iterdir() if base.is_dir() else []:
+        if not col.is_dir():
+            continue
+        if col.name != keep_collection:
+            shutil.rmtree(col, ignore_errors=True)
+            continue
+        for gen in col.iterdir():
+            if gen.is_dir() and gen.name not in keep_generations:
+                shutil.rmtree(gen, ignore_errors=True)

@@ -1,0 +1,118 @@
+"""What lets the index grow: paged reads, the on-disk layout, numeric dense filters, and the
+same dense ranking in every process (explicit HNSW parameters)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import rag
+from rag.index import manifest, store
+from rag.index.build import CHUNK_KEYS, build_index
+from rag.index.embedding import minilm_query
+from rag.index.status import index_status
+from rag.query.retrieval import Filters, Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_whole_collection_read_is_paged(small_settings):
+    """With 3 rows per read, status and re-creating the lost BM25 files still see every chunk."""
+    settings = small_settings.with_overrides(page_size=3)
+    first = build_index(settings)
+    col = store.require_active(settings).collection
+    seen = [cid for page in store.pages(col, settings, []) for cid in page["ids"]]
+    assert len(seen) == len(set(seen)) == col.count() == first.chunks_total > 3 * 10
+    shutil.rmtree(manifest.root(settings))  # the local files are gone: only Chroma has the index
+    assert (index_status(settings).papers, index_status(settings).chunks) == (13, first.chunks_total)
+    report = build_index(settings)
+    assert not report.rebuilt and report.chunks_embedded == 0 and report.unchanged == 13
+    assert any("from the collection" in n for n in report.notes)
+    assert rag.search("grading handwritten exams", k=1, settings=settings)[0].title.startswith("Grading")
+
+
+def test_paper_fields_are_stored_once_and_no_node_copy(small_settings):
+    build_index(small_settings)
+    col = store.require_active(small_settings).collection
+    got = col.get(include=["metadatas", "documents"])
+    titles = {m["paper_id"]: m["title"] for m in got["metadatas"] if m["chunk_index"] == 0}
+    for cid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"]):
+        assert "_node_content" not in meta and "_node_type" not in meta
+        assert ("abstract" in meta) == ("title" in meta) == (meta["chunk_index"] == 0), cid
+        assert meta["chunk_index"] == 0 or set(meta) <= set(CHUNK_KEYS)
+        assert doc.startswith(titles[meta["paper_id"]] + "\n")
+    hits = Retriever(small_settings).search("reinforcement learning", k=13)
+    later = [h for h in hits if not h.chunk_id.split(":")[1].startswith("0~")]
+    assert later, "some hit's best chunk is not chunk 0"
+    for h in later:  # the paper's fields come from its chunk 0, fetched by id
+        assert h.title == titles[h.paper_id] == h.meta["title"] and h.meta["sources"]
+        assert h.chunk_text.split("\n", 1)[1][:60] in h.abstract
+
+
+def test_no_op_reindex_reads_only_the_manifest(small_settings):
+    build_index(small_settings)
+    col = store.require_active(small_settings).collection
+    col.get, col.query = None, None  # would raise if the no-op run read the collection
+    report = build_index(small_settings)
+    assert report.unchanged == 13 and report.chunks_embedded == 0
+
+
+def test_dense_filters_are_numeric_ranges_not_id_lists(corpus_settings):
+    r = Retriever(corpus_settings)
+    where = r._where(Filters(date_from="2024-01-01", date_to="2024-12-31"))
+    assert where == {"$and": [{"date_ord": {"$gte": 20240101}}, {"date_ord": {"$lte": 20241231}}]}
+    assert r._where(Filters(org="nvidia")) == {"org": {"$in": [o for o in r.organisations() if "nvidia" in o.lower()]}}
+    hits = r.search("language model reasoning", k=10, filters=Filters(date_from="2024"), mode="dense")
+    assert hits and all(h.meta["date"] >= "2024-01-01" for h in hits)
+
+
+QUESTIONS = ["asynchronous RL post-training framework", "hallucination after fine-tuning on new knowledge",
+             "multilingual benchmarks survey", "curriculum learning for small language models",
+             "theory of mind evaluation datasets", "reward models for reasoning", "speculative decoding speedup"]
+DENSE_CHILD = """
+import json, sys
+from rag.settings import Settings
+from rag.query.retrieval import Retriever
+r = Retriever(Settings(data_dir=sys.argv[1], seed_dir=sys.argv[2]))
+qs = json.loads(sys.argv[3])
+print(json.dumps([[str(r.lex.chunk_ids[row]) for row, _ in r.dense_ranking(q, __import__('rag').Filters(), 10)]
+                  for q in qs]))
+"""
+
+
+def test_dense_ranking_is_identical_in_fresh_processes_and_exact(corpus_settings):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", DENSE_CHILD, str(corpus_settings.data_dir),
+                                       str(corpus_settings.seed_dir), json.dumps(QUESTIONS)], cwd=ROOT, env=env,
+                                      capture_output=True, text=True, check=True).stdout) for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2]
+    col = store.require_active(corpus_settings).collection  # exact top 10 by brute force over every vector
+    ids, vecs = [], []
+    for page in store.pages(col, corpus_settings, ["embeddings"]):
+        ids += page["ids"]
+        vecs.append(np.asarray(page["embeddings"], dtype=np.float32))
+    matrix = np.vstack(vecs)
+    for q, got in zip(QUESTIONS, runs[0]):
+        exact = [ids[i] for i in np.argsort(-(matrix @ minilm_query(q)), kind="stable")[:10]]
+        assert got == exact, q
+
+
+def test_bm25_scores_match_bm25s_and_top_k_is_a_partial_sort(small_settings):
+    """Our one-bincount scoring against bm25s's reference, and top_k against a full sort."""
+    from rag.index.bm25 import tokenize, top_k
+
+    build_index(small_settings)
+    lex = Retriever(small_settings).lex
+    for q in ["grading handwritten exams", "reinforcement learning reasoning reasoning", "zzzz skill extraction"]:
+        ids = lex.bm25.get_tokens_ids(tokenize([q], return_ids=False)[0])
+        ours = lex.scores(q, None)
+        np.testing.assert_allclose(ours, lex.bm25.get_scores_from_ids(ids), rtol=1e-5, atol=1e-6)
+        full = [i for i in np.argsort(-ours, kind="stable") if ours[i] > 0][:5]
+        assert top_k(ours, 5).tolist() == full
+    assert lex.scores("zzzz qqqq", None) is None
