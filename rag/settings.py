@@ -101,7 +101,7 @@ class Settings(BaseSettings):
                                  "model's prompt.")
     ollama_evidence_tokens: int = Field(1800, ge=50, le=200000, description="Token budget for evidence with Ollama "
                                         "(capped by RAG_OLLAMA_NUM_CTX at answer time).")
-    abstain_declined_below: float = Field(0.72, ge=0.0, le=2.0, allow_inf_nan=False,
+    abstain_declined_below: float = Field(0.62, ge=0.0, le=2.0, allow_inf_nan=False,
                                           description="When the model answers NOT FOUND, abstain if the best evidence "
                                           "relevance is below this, else quote the evidence (tuned on the dev split).")
     abstain_below: float = Field(0.40, ge=0.0, le=1.0, allow_inf_nan=False,
@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     llamacpp_flash_attn: bool = Field(False, description="llama.cpp flash attention (measured in bench/runtime.md).")
     llamacpp_repeat_penalty: float = Field(1.3, ge=1.0, le=2.0, description="Repeat penalty for the small model "
                                            "(SmolLM2 loops without it); larger models use 1.0.")
-    probe_timeout: float = Field(300.0, gt=0, description="Seconds the child-process test generation may take.")
+    probe_timeout: float = Field(300.0, gt=0, le=3600, allow_inf_nan=False, description="Seconds the child-process test generation may take.")
 
     # scale: index layout and paging (rag/index/store.py, build.py)
     page_size: int = Field(5000, ge=1, le=30000, description="Rows per Chroma read/delete; chromadb fails on one "

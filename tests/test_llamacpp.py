@@ -115,7 +115,8 @@ def test_a_broken_gguf_is_one_line_under_llamacpp_and_a_fallback_under_auto(corp
 def test_a_prompt_longer_than_the_window_names_the_setting():
     from rag.errors import ContextOverflow
 
-    tight = LlamaCppBackend.load(Settings(llamacpp_model="smollm2-135m", llamacpp_n_ctx=256))
+    tight = LlamaCppBackend.load(Settings(llamacpp_model="smollm2-135m", llamacpp_n_ctx=256,
+                                                evidence_tokens=50, small_answer_tokens=16))
     long = [{"role": "user", "content": "word " * 600}]
     with pytest.raises(ContextOverflow, match="RAG_LLAMACPP_N_CTX"):
         tight.complete(long, 10)

@@ -110,10 +110,19 @@ def test_prompt_is_packed_to_fit_num_ctx(corpus_settings, fake):
     assert answer.prompt_tokens + settings.max_answer_tokens <= 1024
 
 
-def test_model_declining_becomes_an_abstention(corpus_settings, fake):
+def test_model_declining_becomes_an_abstention_when_the_evidence_is_weak(corpus_settings, fake):
     fake.reply = "I'm sorry, but the sources do not mention that."
-    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    settings = _settings(corpus_settings, fake, abstain_declined_below=2.0)  # every evidence counts as weak
+    answer = rag.ask(Q, backend="ollama", settings=settings)
     assert answer.abstained and answer.citations == []
+
+
+def test_model_declining_strong_evidence_quotes_it_instead(corpus_settings, fake):
+    fake.reply = "NOT FOUND"
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake, abstain_declined_below=0.0))
+    assert not answer.abstained and answer.citations[0].title.startswith("The Bitter Lesson")
+    assert not any(s.origin == "model" for s in answer.sentences)  # nothing attributed to the model
+    assert any("closest evidence is quoted" in n for n in answer.notes)
 
 
 def test_cli_exit_codes(corpus_settings, monkeypatch, capsys):

@@ -29,7 +29,7 @@ import numpy as np
 
 from rag.corpus import load_all
 from rag.corpus.listing import Paper
-from rag.index import bm25, manifest, store
+from rag.index import bm25, manifest, store, store_health
 from rag.index.chunking import Chunk, chunk_paper
 from rag.index.embedding import embedder_name
 from rag.index.lock import index_lock
@@ -278,6 +278,7 @@ def _unchanged(settings: Settings, fp: str) -> IndexReport | None:
     live = manifest.read_live(settings)
     if settings.chroma_host or not live or live["fingerprint"] != fp:
         return None
+    store_health.precheck(settings, settings.data_dir / "chroma")  # ~1 ms: a damaged store is never "unchanged"
     if manifest.read_journal(settings, live["collection"]) is not None:
         return None
     old = manifest.Manifest.load(manifest.generation_dir(settings, live["collection"], live["generation"]))

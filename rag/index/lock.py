@@ -30,9 +30,10 @@ def index_lock(settings: Settings):
     except Timeout:
         raise IndexBusyError(f"another `python -m rag index` is running on {settings.data_dir} (it holds {path}); "
                              "wait for it to finish, then run this again") from None
-    except OSError as e:
-        raise StoreError(f"cannot lock {path} ({e.strerror}); make RAG_DATA_DIR={settings.data_dir} a writable "
-                         "folder") from None
+    except OSError as e:  # a data dir below a file, read-only, full: the store's own words for it
+        from rag.index.store_health import explain_os
+
+        raise explain_os(e, settings, path.parent) from None
     try:
         yield
     finally:
