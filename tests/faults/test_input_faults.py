@@ -88,13 +88,10 @@ def test_ctrl_c_while_an_answer_streams(built):
         env = cli_env(built.data_dir, built.seed_dir, RAG_OLLAMA_HOST=fake.url)
         proc = subprocess.Popen([sys.executable, "-m", "rag", "ask", QUESTION, "--backend", "ollama"], env=env,
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = ""
-        while "Draft" not in first and len(first) < 20000:  # sources print first, then the draft streams
-            chunk = proc.stdout.read(1)
-            if not chunk:
+        for line in iter(proc.stdout.readline, ""):  # sources print first, then a "Draft (…):" line
+            if line.startswith("Draft"):
                 break
-            first += chunk
-        first = first.split("\n")[-1] + proc.stdout.read(8)  # blocks until the answer has started to stream
+        first = proc.stdout.read(8)  # blocks until the answer has started to stream
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
