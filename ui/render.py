@@ -85,7 +85,7 @@ def _sentences(answer, turn_id) -> str:
     if not answer.sentences:  # an Answer built without sentences: show its text, still escaped
         lead = [esc(answer.text)]
     parts = [f'<p class="rag-text">{" ".join(lead)}</p>'] if lead else []
-    items, current = [], None
+    items = []
     for s in answer.sentences:
         if s.origin == "title":
             items.append([_marker(s.cites[0], False, turn_id, titles), f'<span class="rag-title">{esc(s.text)}</span>'])

@@ -49,11 +49,10 @@ def evidence(sources: list[ev.Source], shape: Shape, cited: set[int] | None = No
 def render(sentences: list[Sentence]) -> str:
     """The answer as text: lead sentences on one paragraph, then one line per evidence block."""
     lead = " ".join(_with_marks(s) for s in sentences if s.origin == "model")
-    lines, current = [], None
+    lines = []
     for s in sentences:
         if s.origin == "title":
-            current = f"- {s.text} [{s.cites[0]}]:"
-            lines.append(current)
+            lines.append(f"- {s.text} [{s.cites[0]}]:")
         elif s.origin == "quote" and lines:
             lines[-1] += f" “{s.text}”"
     return "\n\n".join(part for part in (lead, "\n".join(lines)) if part)
