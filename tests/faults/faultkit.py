@@ -7,10 +7,13 @@ module would collide with tests/conftest.py's name): test modules import what th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,32 @@ def built(tmp_path_factory):
     build_index(settings)
     still_answers(settings)
     return settings
+
+
+@contextlib.contextmanager
+def raw_server(greeting: bytes | None):
+    """A TCP server that accepts and then sends `greeting` (not HTTP), or nothing at all, ever."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    conns, stop = [], threading.Event()
+
+    def serve():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                conns.append(conn)
+                if greeting:
+                    conn.sendall(greeting)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in conns:
+            conn.close()
+        listener.close()

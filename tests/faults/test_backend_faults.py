@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from faultkit import EXIT, QUESTION, assert_error, built, cli_env, run, still_answers  # noqa: F401
+from faultkit import EXIT, QUESTION, assert_error, built, cli_env, raw_server, run, still_answers  # noqa: F401
 
 from ollama_fake import FakeOllama
 
@@ -51,35 +50,6 @@ def web_server(routes: dict | None = None):
     finally:
         server.shutdown()
         server.server_close()
-
-
-@contextlib.contextmanager
-def raw_server(greeting: bytes | None):
-    """A TCP server that accepts and then sends `greeting` (not HTTP), or nothing at all, ever."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    conns, stop = [], threading.Event()
-
-    def serve():
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conn, _ = listener.accept()
-                conns.append(conn)
-                if greeting:
-                    conn.sendall(greeting)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in conns:
-            conn.close()
-        listener.close()
 
 
 NOT_OLLAMA = {  # name -> routes of a web server that is not Ollama

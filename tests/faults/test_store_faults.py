@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import (EXIT, QUESTION, ROOT, assert_error, built, cli_env, run,  # noqa: F401
+from faultkit import (EXIT, QUESTION, ROOT, assert_error, built, cli_env, raw_server, run,  # noqa: F401
                       still_answers)
 
 
@@ -194,33 +194,8 @@ def test_read_only_empty_data_dir(built, tmp_path):
 
 # --- a Chroma server that is not one, or never answers -----------------------------------------------
 
-@contextlib.contextmanager
-def silent_server():
-    """Accepts every connection and never sends a byte."""
-    listener, conns, stop = socket.socket(), [], threading.Event()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.1)
-
-    def serve():
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                conns.append(listener.accept()[0])
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        for conn in conns:
-            conn.close()
-        listener.close()
-
-
 def test_chroma_server_that_never_answers_times_out(built, tmp_path):
-    with silent_server() as port:
+    with raw_server(None) as port:
         started = time.monotonic()
         proc = run(["search", QUESTION], cli_env(tmp_path, built.seed_dir, RAG_CHROMA_HOST="127.0.0.1",
                                                  RAG_CHROMA_PORT=str(port), RAG_CHROMA_TIMEOUT="1"), timeout=120)
