@@ -4,13 +4,11 @@ and a question about it is answered with a source card linking its arXiv id and 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 
 from conftest import DATA
-from test_ui_browser import CHROMIUM_ARGS, ROOT, SHOTS, _chromium, _free_port, _server_env, _wait_until_up, ask
+from test_ui_browser import CHROMIUM_ARGS, SHOTS, _chromium, ask, ui_server
 
 pytestmark = pytest.mark.browser
 
@@ -29,21 +27,8 @@ def server(tmp_path_factory):
     seeds.mkdir()
     shutil.copy(SEEDS / "001_e9ec3acac07436bd.txt", seeds)
     settings = Settings(seed_dir=seeds, data_dir=root / "data", library_dir=root / "library")
-    port, log = _free_port(), root / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ui"], cwd=ROOT, env=_server_env(settings, port),
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_until_up(proc, url, log)
+    with ui_server(settings, root / "server.log") as url:
         yield url, settings
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

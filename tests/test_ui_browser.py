@@ -4,6 +4,7 @@ Playwright. Screenshots land in reports/ui/ for a human to look at."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -79,17 +80,16 @@ def _wait_until_up(proc: subprocess.Popen, url: str, log: Path) -> None:
     pytest.fail(f"the page did not come up within {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def server(corpus_settings, tmp_path_factory):
-    """`python -m ui` on a free port over the session's index; yields its URL."""
-    port, log = _free_port(), tmp_path_factory.mktemp("ui-server") / "server.log"
+@contextlib.contextmanager
+def ui_server(settings, log: Path):
+    """`python -m ui` for `settings` on a free port, its output in `log`; yields its URL, stops it after."""
+    port = _free_port()
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "ui"], cwd=ROOT, env=_server_env(corpus_settings, port),
+        proc = subprocess.Popen([sys.executable, "-m", "ui"], cwd=ROOT, env=_server_env(settings, port),
                                 stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait_until_up(proc, url, log)
-        assert "no public share link" in log.read_text()
         yield url
     finally:
         proc.terminate()
@@ -98,6 +98,15 @@ def server(corpus_settings, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(corpus_settings, tmp_path_factory):
+    """`python -m ui` on a free port over the session's index; yields its URL."""
+    log = tmp_path_factory.mktemp("ui-server") / "server.log"
+    with ui_server(corpus_settings, log) as url:
+        assert "no public share link" in log.read_text()
+        yield url
 
 
 @pytest.fixture(scope="module")
