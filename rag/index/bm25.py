@@ -11,6 +11,7 @@ array is BM25 document `i`:
     paper_ids.npy     paper id                              paper_head.npy   row of its chunk 0
     paper_date.npy    date as yyyymmdd (int32, 0 = unknown) paper_org.npy    index into orgs.json (-1 = none)
     vectors.npy       the chunk's embedding, float16 (768 bytes a chunk at 384 dimensions)
+    texts.sqlite      chunk texts and paper fields by row (`rag.index.texts`)
 
 The vectors serve filtered dense search: Chroma's own filtered query (a `where` on metadata)
 took 65–125 ms at 20k chunks and grows with the collection, while an exact dot product over the
@@ -31,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.index import texts as text_store
+
 ARRAYS = ("chunk_ids", "sorted_ids", "chunk_order", "chunk_paper", "paper_ids", "paper_head", "paper_date", "paper_org")
 
 
@@ -39,11 +42,12 @@ class Rows:
     """What a generation is built from: one entry per chunk, grouped by paper in order."""
 
     chunk_ids: list[str]
-    texts: list[str]  # the documents exactly as stored in Chroma (title line + chunk text)
+    texts: list[str]  # what BM25 indexes and the embedder saw (title line + chunk text)
     paper_ids: list[str]  # per chunk
     heads: list[bool]  # chunk 0 of its paper
     paper_date: dict[str, int]  # paper id -> yyyymmdd (0 unknown)
     paper_org: dict[str, str | None]
+    paper_fields: dict[str, dict]  # paper id -> its metadata (title, abstract, sources…): `rag.index.texts`
 
 
 @lru_cache(maxsize=1)
@@ -71,6 +75,7 @@ def save(rows: Rows, vectors: np.ndarray, target: Path) -> None:
     model.save(str(tmp), show_progress=False)
     for name, arr in _arrays(rows).items():
         np.save(tmp / f"{name}.npy", arr)
+    text_store.save(tmp, rows.texts, [rows.paper_fields[pid] for pid in dict.fromkeys(rows.paper_ids)])
     np.save(tmp / "vectors.npy", np.asarray(vectors, dtype=np.float16))
     orgs = sorted({o for o in rows.paper_org.values() if o})
     (tmp / "orgs.json").write_text(json.dumps(orgs, ensure_ascii=False))
@@ -111,7 +116,7 @@ def fsync_dir(path: Path) -> None:
 
 
 class Lexicon:
-    """A loaded generation: BM25 scores and the filter/listing arrays, all memory-mapped."""
+    """A loaded generation: BM25 scores and the filter/listing arrays (memory-mapped), and its texts."""
 
     def __init__(self, folder: Path):
         import bm25s
@@ -122,6 +127,7 @@ class Lexicon:
             setattr(self, name, np.load(folder / f"{name}.npy", mmap_mode="r"))
         self.orgs: list[str] = json.loads((folder / "orgs.json").read_text())
         self.vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        self.texts = text_store.Texts(folder)
 
     def __len__(self) -> int:
         return len(self.chunk_ids)

@@ -2,9 +2,10 @@
 
 Chunks go into Chroma directly (`collection.upsert` with our own vectors), not through
 llama-index's `ChromaVectorStore`: that one stores a `_node_content` JSON copy of every node
-(text + metadata, ~2.4 KB a chunk) beside the document, which nothing here reads. A paper's
-abstract and other fields are stored once, on its chunk 0 (`chunk_metadata`); other chunks
-carry their text and the few keys filters need.
+(text + metadata, ~2.4 KB a chunk) beside the document, which nothing here reads. Each Chroma
+record is a chunk's vector with the few keys filters and joins need (`CHUNK_KEYS`); the chunk
+texts and each paper's fields (abstract, title, sources…), stored once per paper, live in the
+generation beside it (`rag.index.texts`: Chroma's embedded store keeps a document three times).
 
 What is indexed is described by a manifest beside the collection (`rag.index.manifest`): file
 hashes (nothing changed -> stop, without parsing or reading Chroma) and per-paper content hashes
@@ -23,6 +24,7 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import groupby
 from typing import Callable
 
 import numpy as np
@@ -35,7 +37,7 @@ from rag.index.embedding import embedder_name
 from rag.index.lock import index_lock
 from rag.settings import Settings, get_settings
 
-CHUNKER_VERSION = 4  # bump when chunk text or metadata layout changes: forces a rebuild
+CHUNKER_VERSION = 5  # bump when chunk text or storage layout changes: forces a rebuild (5: texts out of Chroma)
 BATCH = 512  # chunks per embedding call, Chroma write and progress step (Chroma pays per call)
 Progress = Callable[[int, int], None]
 
@@ -73,20 +75,21 @@ def date_ord(date: str | None) -> int | None:
 CHUNK_KEYS = ("paper_id", "chunk_index", "org", "date_ord")  # what filters and joins need on every chunk
 
 
-def chunk_metadata(paper: Paper, chunk: Chunk, n_chunks: int) -> dict:
-    """Flat metadata Chroma can filter on; None fields are left out, not stored as ''.
-    The paper's fields (abstract, title, sources…) are stored once, on chunk 0, which the query
-    path fetches by id; the other chunks keep only CHUNK_KEYS (each repeated key costs ~150 bytes
-    of SQLite rows and index per chunk)."""
-    meta = {"paper_id": paper.paper_id, "title": paper.title, "chunk_index": chunk.index,
+def paper_fields(paper: Paper, n_chunks: int) -> dict:
+    """A paper's stored fields (`rag.index.texts`); None fields are left out, not stored as ''."""
+    meta = {"paper_id": paper.paper_id, "title": paper.title, "chunk_index": 0,
             "n_chunks": n_chunks, "content_hash": paper.content_hash, "abstract": paper.abstract,
             "sources": ", ".join(paper.sources), "org": paper.org, "authors": paper.authors,
             "date": paper.date, "date_raw": paper.date_raw, "upvotes": paper.upvotes,
             "date_ord": date_ord(paper.date),
             "arxiv_id": paper.arxiv_id, "doi": paper.doi, "url": paper.url, "venue": paper.venue, "year": paper.year,
             "kind": paper.kind if paper.kind != "listing" else None}
-    if chunk.index != 0:
-        meta = {k: meta[k] for k in CHUNK_KEYS}
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def chunk_metadata(paper: Paper, chunk: Chunk) -> dict:
+    """What Chroma stores beside a chunk's vector: flat keys its `where` filters can use."""
+    meta = {"paper_id": paper.paper_id, "chunk_index": chunk.index, "org": paper.org, "date_ord": date_ord(paper.date)}
     return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -107,7 +110,8 @@ def _rows(items: list[tuple[Paper, Chunk, int]], papers: list[Paper]) -> tuple[b
     """The BM25/array rows and the manifest's paper table for every chunk of `papers`."""
     rows = bm25.Rows([chunk_id(p, c) for p, c, _ in items], [c.embed_text(p.title) for p, c, _ in items],
                      [p.paper_id for p, _, _ in items], [c.index == 0 for _, c, _ in items],
-                     {p.paper_id: date_ord(p.date) or 0 for p in papers}, {p.paper_id: p.org for p in papers})
+                     {p.paper_id: date_ord(p.date) or 0 for p in papers}, {p.paper_id: p.org for p in papers},
+                     {p.paper_id: paper_fields(p, n) for p, c, n in items if c.index == 0})
     table: dict[str, list] = {p.paper_id: [p.content_hash, []] for p in papers}
     for cid, pid in zip(rows.chunk_ids, rows.paper_ids):
         table[pid][1].append(cid)
@@ -143,8 +147,7 @@ def _write(collection, items: list[tuple[Paper, Chunk, int]], settings: Settings
             if pending is not None:
                 pending.result()
             pending = writer.submit(collection.upsert, ids=[chunk_id(p, c) for p, c, _ in part],
-                                    embeddings=vectors, documents=texts,
-                                    metadatas=[chunk_metadata(p, c, n) for p, c, n in part])
+                                    embeddings=vectors, metadatas=[chunk_metadata(p, c) for p, c, _ in part])
             if progress:
                 progress(start + len(part), len(items))
         pending.result()
@@ -227,25 +230,31 @@ def _recover(settings: Settings, act: store.Active) -> None:
     manifest.journal_path(settings, act.name).unlink(missing_ok=True)
 
 
-def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest:
-    """Rebuild the local files of a live collection from Chroma itself, read in pages: for a
-    collection built on another machine (server mode) or local files that were lost. No embedding."""
-    rows, hashes, versions, vectors = bm25.Rows([], [], [], [], {}, {}), {}, {}, []
-    for page in store.pages(act.collection, settings, ["documents", "metadatas", "embeddings"]):
-        vectors.append(np.asarray(page["embeddings"], dtype=np.float16))
-        for cid, doc, m in zip(page["ids"], page["documents"], page["metadatas"]):
-            pid = m["paper_id"]
-            rows.chunk_ids.append(cid), rows.texts.append(doc), rows.paper_ids.append(pid)
-            rows.heads.append(m.get("chunk_index") == 0)
-            rows.paper_date[pid], rows.paper_org[pid] = int(m.get("date_ord", 0)), m.get("org")
-            versions.setdefault(pid, set()).add(cid.rpartition("~")[2])
-            if m.get("chunk_index") == 0:
-                hashes[pid] = m.get("content_hash", "")
-    table = {pid: [hashes.get(pid, "") if len(versions[pid]) == 1 else "", []] for pid in versions}
-    for cid, pid in zip(rows.chunk_ids, rows.paper_ids):  # a paper in two versions is redone
-        table[pid][1].append(cid)
+def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest | None:
+    """Recreate the local files of a live collection (built on another machine in server mode, or
+    local files lost): ids and vectors come from Chroma, read in pages; texts from the local corpus,
+    chunked again. A paper is adopted when Chroma holds exactly the chunks it has here; any other is
+    listed with no content hash, so the update that follows redoes or removes it. No embedding.
+    None when nothing can be adopted (the caller rebuilds)."""
+    local = load_all(settings)
+    table: dict[str, list] = {}
+    vectors: dict[str, np.ndarray] = {}
+    for page in store.pages(act.collection, settings, ["metadatas", "embeddings"]):
+        for cid, m, vec in zip(page["ids"], page["metadatas"], page["embeddings"]):
+            table.setdefault(m["paper_id"], ["", []])[1].append(cid)
+            vectors[cid] = vec
+    items = []
+    for _, group in groupby(_chunks(local, settings), key=lambda it: it[0].paper_id):
+        group = list(group)
+        p = group[0][0]
+        if p.paper_id in table and {chunk_id(p, c) for _, c, _ in group} == set(table[p.paper_id][1]):
+            table[p.paper_id][0] = p.content_hash
+            items += group
+    if not items:
+        return None
+    rows, _ = _rows(items, [p for p in local if table.get(p.paper_id, [""])[0]])
     man = manifest.Manifest(act.fingerprint, {}, table)
-    _publish(cl, settings, act.name, rows, np.vstack(vectors), man)
+    _publish(cl, settings, act.name, rows, np.asarray([vectors[c] for c in rows.chunk_ids], dtype=np.float16), man)
     return man
 
 
@@ -300,8 +309,9 @@ def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> I
     report = IndexReport(fingerprint=fp)
     if not rebuild and act is not None and act.fingerprint == fp and old is None:
         old = _adopt(cl, settings, act)
-        act = store.active(cl, settings)
-        report.notes.append(f"rebuilt the local BM25 files of {act.name} from the collection")
+        if old is not None:
+            act = store.active(cl, settings)
+            report.notes.append(f"rebuilt the local BM25 files of {act.name} from the collection")
     if not rebuild and act is not None and act.fingerprint == fp and old is not None and old.files == files:
         report.papers = report.unchanged = len(old.papers)  # nothing changed: no parsing, no Chroma reads
         report.chunks_total, report.collection = old.n_chunks, act.name

@@ -119,6 +119,17 @@ def active(cl, settings: Settings) -> Active | None:
                   pointer.get("generation", ""))
 
 
+def open_collection(settings: Settings, name: str):
+    """The collection `name`, which a live pointer names; gone means an index run replaced it."""
+    try:
+        return client(settings).get_collection(name, embedding_function=None)
+    except StoreError:
+        raise
+    except Exception:
+        raise IndexStaleError(f"collection {name} is no longer in {where(settings)}; "
+                              "rebuild the index with `python -m rag index`") from None
+
+
 def where(settings: Settings) -> str:
     return (f"the Chroma server {settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host
             else str(settings.data_dir))

@@ -4,7 +4,7 @@ The query path talks to chromadb and bm25s directly instead of through llama-ind
 retrievers: importing llama_index.core costs 3–5 s, more than the whole retrieval budget of an
 `ask` from process start. Opening a `Retriever` loads nothing that grows with the corpus except
 memory-maps: the BM25 index and the filter arrays the indexer saved beside the live collection
-(`rag.index.bm25`). Only the winning papers' documents and metadata are fetched from Chroma, by id.
+(`rag.index.bm25`). Only the winning chunks' texts and papers' fields are read, by row (`rag.index.texts`).
 
 Filters are masks over those arrays. For dense search a filter that leaves few chunks is
 scored exactly against the stored vectors; a broad one over-fetches from HNSW and masks, and
@@ -18,6 +18,7 @@ ranking (a paper's best chunk), so a paper split into three chunks is not counte
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -78,6 +79,19 @@ class Hit:
                 **{k: self.meta.get(k) for k in keys}}
 
 
+def live_pointer(settings: Settings) -> tuple[str, str, str]:
+    """(collection, generation, fingerprint) of the live index: in embedded mode after a completed
+    index run, from the pointer's local copy (`manifest.read_live`, no chromadb import); else from
+    Chroma's registry."""
+    from rag.index import manifest
+
+    live = None if settings.chroma_host else manifest.read_live(settings)
+    if live:
+        return live["collection"], live["generation"], live["fingerprint"]
+    act = store.require_active(settings)
+    return act.name, act.generation, act.fingerprint
+
+
 def _date_bound(iso: str | None, high: bool) -> int | None:
     """'2024-05-01' -> 20240501; a partial date covers its whole year or month ('2024' -> 20240000 / 20249999)."""
     if not iso:
@@ -89,7 +103,11 @@ def _date_bound(iso: str | None, high: bool) -> int | None:
 
 
 class Retriever:
-    """The live collection and its memory-mapped BM25 generation. Build once, query often."""
+    """The live collection and its memory-mapped BM25 generation. Build once, query often.
+
+    Ready in milliseconds: the generation's files are memory-mapped, and Chroma (importing
+    chromadb alone costs ~0.7 s) is opened on a background thread that overlaps the question's
+    embedding; the first dense query waits for it, and an error opening it surfaces there."""
 
     def __init__(self, settings: Settings):
         from rag.index import manifest
@@ -97,16 +115,21 @@ class Retriever:
         from rag.index.build import fingerprint  # cheap: indexing imports llama_index lazily
 
         self.settings = settings
-        act = store.require_active(settings)
-        if act.fingerprint != fingerprint(settings):
-            raise store.IndexStaleError(f"the index was built with other settings (fingerprint {act.fingerprint}, "
+        self.name, self.generation, built_with = live_pointer(settings)
+        if built_with != fingerprint(settings):
+            raise store.IndexStaleError(f"the index was built with other settings (fingerprint {built_with}, "
                                         f"now {fingerprint(settings)}); rebuild it with `python -m rag index`")
-        folder = manifest.generation_dir(settings, act.name, act.generation)
+        folder = manifest.generation_dir(settings, self.name, self.generation)
         if not (folder / "params.index.json").exists():
-            raise store.IndexStaleError(f"the BM25 files of {act.name} are not in {folder.parent}; "
+            raise store.IndexStaleError(f"the BM25 files of {self.name} are not in {folder.parent}; "
                                         "recreate them with `python -m rag index`")
-        self.collection, self.name, self.built_at, self.generation = act.collection, act.name, act.built_at, act.generation
         self.lex = Lexicon(folder)
+        self._opening = _opener.submit(store.open_collection, settings, self.name)
+
+    @property
+    def collection(self):
+        """The live Chroma collection (waits for the background open; re-raises its error)."""
+        return self._opening.result()
 
     def _chunk_mask(self, filters: Filters):
         if not filters.active():
@@ -191,19 +214,14 @@ class Retriever:
         return out
 
     def _hits(self, fused: list[dict]) -> list[Hit]:
-        """Fetch the winners' chunks and their papers' chunk 0 (which holds the abstract) by id."""
-        ids = [str(self.lex.chunk_ids[f["row"]]) for f in fused]
-        heads = [str(self.lex.chunk_ids[self.lex.paper_head[f["prow"]]]) for f in fused]
-        got = store.get_by_ids(self.collection, self.settings, list(dict.fromkeys(ids + heads)),
-                               ["documents", "metadatas"])
+        """The winners' chunk texts and their papers' fields, read by row from the generation."""
+        chunk_rows = [f["row"] for f in fused]
+        texts, fields = self.lex.texts.chunks(chunk_rows), self.lex.texts.papers([f["prow"] for f in fused])
         hits = []
-        for f, cid, head in zip(fused, ids, heads):
-            if cid not in got:
-                continue  # deleted by an index run after this generation was opened
-            doc, meta = got[cid]
-            meta = {"abstract": "", **(got.get(head, (None, None))[1] or {}), **meta}  # paper fields live on chunk 0
-            meta.setdefault("title", doc.split("\n", 1)[0])  # the document's first line is the title
-            hits.append(Hit(meta["paper_id"], meta["title"], f["score"], cid, doc, meta, **f["raw"]))
+        for f in fused:
+            paper, cid = fields[f["prow"]], str(self.lex.chunk_ids[f["row"]])
+            meta = {**paper, "chunk_index": f["row"] - int(self.lex.paper_head[f["prow"]])}  # rows are grouped by paper
+            hits.append(Hit(paper["paper_id"], paper["title"], f["score"], cid, texts[f["row"]], meta, **f["raw"]))
         return hits
 
     def papers(self) -> dict[str, dict]:
@@ -229,6 +247,7 @@ def _fuse(lists: dict[str, list[tuple[int, int, float]]], rrf_k: int) -> list[di
     return sorted(fused.values(), key=lambda f: (-f["score"], f["prow"]))
 
 
+_opener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-open")
 _lock = threading.Lock()
 _cache: dict[tuple, Retriever] = {}
 
@@ -240,10 +259,8 @@ def get_retriever(settings: Settings | None = None) -> Retriever:
            settings.embed_backend, settings.chunk_tokens, settings.chunk_overlap_sentences)
     with _lock:
         cached = _cache.get(key)
-        if cached is not None:
-            act = store.active(store.client(settings), settings)
-            if act and (act.name, act.generation) == (cached.name, cached.generation):
-                return cached
+        if cached is not None and live_pointer(settings)[:2] == (cached.name, cached.generation):
+            return cached
         _cache[key] = Retriever(settings)
         return _cache[key]
 
