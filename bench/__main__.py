@@ -6,13 +6,14 @@ import argparse
 import os
 import time
 
-from . import ask, index, retrieval
+from . import ask, index, models, retrieval
 from .common import Workspace, machine_facts, rag_code_hash, scrub_env
 from .report import Section, load, save, text_table
 
 SECTIONS = {"index": lambda ws, a: index.run(ws, a.reps),
             "retrieval": lambda ws, a: retrieval.run(ws),
-            "ask": lambda ws, a: ask.run(ws, a.ask_reps)}
+            "ask": lambda ws, a: ask.run(ws, a.ask_reps),
+            "models": lambda ws, a: models.run(ws, a.ask_reps)}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .common import ROOT, BenchError
 
@@ -26,6 +26,14 @@ class ProcRun:
     first_byte_s: float | None  # None: the command wrote nothing to stdout
     stdout: str
     stderr: str
+    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (seconds, stdout bytes so far) per read
+
+    def time_of(self, marker: str) -> float | None:
+        """When `marker` first reached stdout, or None if it never did."""
+        at = self.stdout.encode().find(marker.encode())
+        if at < 0:
+            return None
+        return next(t for t, size in self.arrivals if size > at)
 
 
 def run_timed(args: list[str], env: dict, timeout: float = 300.0) -> ProcRun:
@@ -36,7 +44,7 @@ def run_timed(args: list[str], env: dict, timeout: float = 300.0) -> ProcRun:
         watchdog = threading.Timer(timeout, proc.kill)
         watchdog.start()
         try:
-            first, out = _read_stdout(proc.stdout.fileno(), t0)
+            arrivals, out = _read_stdout(proc.stdout.fileno(), t0)
             code = proc.wait()
         finally:
             watchdog.cancel()
@@ -45,15 +53,15 @@ def run_timed(args: list[str], env: dict, timeout: float = 300.0) -> ProcRun:
         stderr = err.read().decode(errors="replace")
     if code != 0:
         raise BenchError(f"`python {' '.join(args)}` exited {code}:\n{stderr[-2000:]}")
-    return ProcRun(wall, first, out.decode(errors="replace"), stderr)
+    return ProcRun(wall, arrivals[0][0] if arrivals else None, out.decode(errors="replace"), stderr, arrivals)
 
 
-def _read_stdout(fd: int, t0: float) -> tuple[float | None, bytes]:
-    first, chunks = None, []
+def _read_stdout(fd: int, t0: float) -> tuple[list[tuple[float, int]], bytes]:
+    arrivals, chunks, size = [], [], 0
     while True:
         data = os.read(fd, 65536)
         if not data:
-            return first, b"".join(chunks)
-        if first is None:
-            first = time.perf_counter() - t0
+            return arrivals, b"".join(chunks)
+        size += len(data)
+        arrivals.append((time.perf_counter() - t0, size))
         chunks.append(data)

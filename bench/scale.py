@@ -172,16 +172,26 @@ def _du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def recall_at_10(settings, matrix: np.ndarray) -> float:
+def recall_at_10(settings, matrix: np.ndarray) -> dict[str, float]:
+    """Dense recall@10 against exact search over the same vectors, without and with each filter
+    (exact = the best 10 among the rows the filter allows; the retriever may answer a broad
+    filter from an over-fetched HNSW result, so this is where that shows)."""
     from rag.index.embedding import minilm_query
     from rag.query.retrieval import Filters, Retriever
 
-    r, hits = Retriever(settings), []
-    for q in questions():
-        got = {row for row, _ in r.dense_ranking(q, Filters(), 10)}
-        exact = set(np.argpartition(-(matrix @ minilm_query(q)), 10)[:10].tolist())
-        hits.append(len(got & exact) / 10)
-    return float(np.mean(hits))
+    r, out = Retriever(settings), {}
+    for name, f in FILTERS.items():
+        flt, hits = Filters(**f), []
+        mask = r._chunk_mask(flt)
+        for q in questions():
+            sims = matrix @ minilm_query(q)
+            allowed = np.flatnonzero(mask) if mask is not None else np.arange(len(sims))
+            k = min(10, len(allowed))
+            exact = set(allowed[np.argpartition(-sims[allowed], k - 1)[:k]].tolist())
+            got = {row for row, _ in r.dense_ranking(q, flt, 10)}
+            hits.append(len(got & exact) / k)
+        out[name] = float(np.mean(hits))
+    return out
 
 
 ASK_QUESTIONS = 6  # `rag ask` runs per corpus: each is a fresh process (~3 s)
@@ -236,7 +246,7 @@ def run_size(n: int, root: Path, sents, vecs, base: dict) -> dict:
     print(f"[{n:,} papers] measuring in fresh processes…", flush=True)
     res["chroma_open_s"] = _spawn(settings, "chroma")["chroma_s"]
     res.update(_spawn(settings, "search"))
-    res["recall@10"] = recall_at_10(settings, matrix)
+    res["recall@10"] = recall_at_10(settings, matrix)  # {filter name: recall}
     res["ask_sources_s"] = ask_to_sources(settings)
     res["ask_vs_seeds"] = res["ask_sources_s"]["p50"] / base["p50"]
     res["ask_sources_seeds_s"] = base
@@ -266,7 +276,9 @@ ROWS = [  # label, value, unit, target at 100k
     ("  of which the generation (BM25, arrays, vectors, texts)", lambda r: r["disk_bm25"] / r["chunks"], "B", ""),
     ("no-op `rag index`, from process start", lambda r: r["noop_cli_s"], "s", "≤ 3 s"),
     ("no-op re-index, in-process", lambda r: r["noop_in_process_s"], "s", ""),
-    ("dense recall@10 vs exact", lambda r: r["recall@10"], "", "≥ 0.99"),
+    ("dense recall@10 vs exact", lambda r: r["recall@10"]["none"], "", "≥ 0.99"),
+    ("  with the date filter", lambda r: r["recall@10"]["date"], "", ""),
+    ("  with the organisation filter", lambda r: r["recall@10"]["org"], "", ""),
     ("`rag ask` time to sources, from process start (p50)", lambda r: r["ask_sources_s"]["p50"], "s", ""),
     ("  the same on the 275 seed papers, this run (p50)", lambda r: r["ask_sources_seeds_s"]["p50"], "s", ""),
     ("  ratio to the seed corpus", lambda r: r["ask_vs_seeds"], "x", "≤ 1.2x"),

@@ -114,3 +114,15 @@ def test_bm25_scores_match_bm25s_and_top_k_is_a_partial_sort(small_settings):
         full = [i for i in np.argsort(-ours, kind="stable") if ours[i] > 0][:5]
         assert top_k(ours, 5).tolist() == full
     assert lex.scores("zzzz qqqq", None) is None
+
+
+def test_ids_are_looked_up_without_copying_or_cutting_them(small_settings):
+    """rows_of searches the memory-mapped ids in their own width: a longer id is absent, not cut
+    to the width and matched against a stored one."""
+    build_index(small_settings)
+    lex = Retriever(small_settings).lex
+    ids = [str(c) for c in lex.chunk_ids]
+    row = max(range(len(ids)), key=lambda i: len(ids[i]))  # as wide as the stored ids: + "x" would be cut to it
+    longest = ids[row]
+    assert len(longest) == lex.sorted_ids.dtype.itemsize // 4
+    assert lex.rows_of([longest, longest + "x", longest[:-1], ids[0], "nope"]).tolist() == [row, -1, -1, 0, -1]
