@@ -6,6 +6,8 @@ query path (`search`, `ask`) must not pay: it calls the `MiniLM` engine directly
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
@@ -46,9 +48,16 @@ class MiniLMEmbedding(BaseEmbedding):
 def embed_model_for(settings: Settings) -> BaseEmbedding:
     """The embedding model the settings ask for."""
     if settings.embed_backend == "ollama":
-        from llama_index.embeddings.ollama import OllamaEmbedding
-
-        return OllamaEmbedding(model_name=settings.ollama_embed_model, base_url=settings.ollama_host,
-                               embed_batch_size=settings.embed_batch)
+        return _ollama(settings.ollama_host, settings.ollama_embed_model, settings.embed_batch, settings.ollama_timeout)
     return MiniLMEmbedding(onnx_batch=settings.embed_batch)
+
+
+@lru_cache(maxsize=8)
+def _ollama(host: str, model: str, batch: int, timeout: float) -> BaseEmbedding:
+    """One OllamaEmbedding per (host, model, batch, timeout) and process: building one costs ~70 ms
+    (two httpx clients), which every query embedded through Ollama paid. The `ollama` client waits
+    forever by default; RAG_OLLAMA_TIMEOUT bounds each embedding request as it does each chat."""
+    from llama_index.embeddings.ollama import OllamaEmbedding
+
+    return OllamaEmbedding(model_name=model, base_url=host, embed_batch_size=batch, client_kwargs={"timeout": timeout})
 
