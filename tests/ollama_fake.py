@@ -178,6 +178,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as Go's net/http (real Ollama) sets by default. Without it the body, written
+    # after the headers, waits for the client's delayed ACK: ~40 ms on every response.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
