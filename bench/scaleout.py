@@ -24,8 +24,8 @@ with the client, which a real scale-out would not.
 Measured per configuration:
 - index: chunks embedded per second over the whole `build_index` run (its own report);
 - search: warm `Retriever.search(q, k=10)` (hybrid) over every gold question, after warm-up
-  searches; the four retrievers take turns, round by round, so drifting load hits all alike.
-  `search` includes embedding the question (the ONNX query cache is cleared before each pass);
+  searches; per question the four retrievers take turns, so drifting load hits all alike.
+  `search` includes embedding the question (the ONNX query cache is cleared before each question);
   `query embed` is that embedding alone (`rag.index.embedding.query_vector`); `retrieval` is the
   search with the query vectors computed beforehand (BM25 + Chroma query + fetch by id).
 """
@@ -161,22 +161,25 @@ def _timed(fn, items) -> list[float]:
     return out
 
 
-def search_round(settings, retriever, qs: list[str], samples: dict) -> None:
-    """One pass of each measure over every question, for one configuration."""
+def search_round(configs: list[tuple], qs: list[str], samples: list[dict]) -> None:
+    """One pass over the questions; for each question every configuration takes its turn at every
+    measure, so load that drifts (other people's jobs) hits the four alike."""
     from rag.index import embedding
     from rag.query import retrieval
 
-    embedding.minilm_query.cache_clear()
-    samples["search"] += _timed(lambda q: retriever.search(q, k=10), qs)
-    embedding.minilm_query.cache_clear()
-    samples["query_embed"] += _timed(lambda q: embedding.query_vector(settings, q), qs)
-    vectors = {q: embedding.query_vector(settings, q) for q in qs}
+    vectors = [{q: embedding.query_vector(settings, q) for q in qs} for settings, _ in configs]
     real = retrieval.query_vector
-    retrieval.query_vector = lambda _settings, q: vectors[q]  # vectors computed beforehand
-    try:
-        samples["retrieval"] += _timed(lambda q: retriever.search(q, k=10), qs)
-    finally:
-        retrieval.query_vector = real
+    for q in qs:
+        for (settings, r), vecs, s in zip(configs, vectors, samples):
+            embedding.minilm_query.cache_clear()  # the ONNX path caches question vectors
+            s["search"] += _timed(lambda x: r.search(x, k=10), [q])
+            embedding.minilm_query.cache_clear()
+            s["query_embed"] += _timed(lambda x: embedding.query_vector(settings, x), [q])
+            retrieval.query_vector = lambda _settings, x: vecs[x]  # vector computed beforehand
+            try:
+                s["retrieval"] += _timed(lambda x: r.search(x, k=10), [q])
+            finally:
+                retrieval.query_vector = real
 
 
 def run(papers: int, rounds: int, root: Path) -> list[dict]:
@@ -208,8 +211,7 @@ def run(papers: int, rounds: int, root: Path) -> list[dict]:
         samples = [{"search": [], "query_embed": [], "retrieval": []} for _ in configs]
         for i in range(rounds):
             print(f"search round {i + 1}/{rounds} (load {os.getloadavg()[0]:.2f})…", flush=True)
-            for (settings, r), s in zip(retrievers, samples):
-                search_round(settings, r, qs, s)
+            search_round(retrievers, qs, samples)
         for res, s in zip(results, samples):
             res.update({f"{k}_ms": summary(v) for k, v in s.items()})
         if ollama is not None:
@@ -248,9 +250,16 @@ def save(results: list[dict], facts: dict, seconds: float, rounds: int) -> None:
             f"{[r['load_before'] for r in results]}, after the run: {facts['loadavg_after']}. Two cores shared "
             "with other people's jobs (and, here, with the Chroma server and FakeOllama processes), so timings are "
             "noisy (±30% or worse); the ratios, taken within one run, are steadier than the absolute numbers.\n",
-            f"{results[0]['papers']:,} synthetic papers, {results[0]['chunks']:,} chunks; searches: {n_q} gold "
+            f"{results[0]['papers']:,} synthetic papers (default 2,000; `--papers` sets it), {results[0]['chunks']:,} "
+            f"chunks; searches: {n_q} gold "
             f"questions × {rounds} rounds per configuration, k=10, hybrid.\n",
             __doc__.split("\n\n", 1)[1], "", table(results), "",
+            "Reading the table: the ONNX rows' chunks/s is MiniLM on this machine's share of two loaded cores (the "
+            "server row also gives the Chroma server process a share of them); the Ollama rows' chunks/s is the ceiling "
+            "the client path allows before any model time. `retrieval` isolates the store: against the server each "
+            "search makes two HTTP requests (the HNSW query, then the winners' documents and metadata by id). The "
+            "Ollama rows' vectors are different ones (hashed words), so their HNSW graph and `retrieval` differ a "
+            "little from the ONNX rows' even on the same store.", "",
             "**Caveat: FakeOllama is not a GPU.** It answers `/api/embed` with hashed word counts and no model, so the "
             "Ollama rows show what the Ollama client path costs on its own (request building, HTTP on loopback, JSON "
             "of 384 floats per text, batching of `RAG_EMBED_BATCH` texts per request), not what a real Ollama host "
