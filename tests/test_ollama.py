@@ -155,7 +155,8 @@ def test_ollama_embeddings_option_indexes_and_searches(small_settings):
 
 def test_ollama_embeddings_honour_the_timeout_and_reuse_one_client(small_settings):
     """A silent embedding host must fail within RAG_OLLAMA_TIMEOUT (the `ollama` client alone waits
-    forever), and the query path must not build a new client per question (~70 ms each)."""
+    forever), as one BackendError naming the fix, and the query path must not build a new client
+    per question (~70 ms each)."""
     import threading
     import time
 
@@ -172,9 +173,13 @@ def test_ollama_embeddings_honour_the_timeout_and_reuse_one_client(small_setting
                                                  ollama_host=f"http://127.0.0.1:{listener.getsockname()[1]}")
         assert embed_model_for(settings) is embed_model_for(settings)
         started = time.monotonic()
-        with pytest.raises(Exception, match="timed out"):
+        with pytest.raises(BackendUnavailable, match="did not answer within RAG_OLLAMA_TIMEOUT=1 s"):
             query_vector(settings, "grading handwritten exams")
         assert time.monotonic() - started < 10
+        with pytest.raises(BackendUnavailable, match="is not reachable.*ollama serve"):
+            query_vector(settings.with_overrides(ollama_host="http://127.0.0.1:9"), "grading handwritten exams")
+        with FakeOllama(models=["llama3.2:3b"]) as server, pytest.raises(BackendUnavailable, match="ollama pull all-minilm"):
+            query_vector(settings.with_overrides(ollama_host=server.url), "grading handwritten exams")
     finally:
         for conn, _ in accepted:
             conn.close()

@@ -11,6 +11,7 @@ from functools import lru_cache
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from rag.errors import BackendError, BackendUnavailable
 from rag.index.embedding import MODEL_NAME, MiniLM, get_minilm
 from rag.settings import Settings
 
@@ -61,3 +62,26 @@ def _ollama(host: str, model: str, batch: int, timeout: float) -> BaseEmbedding:
 
     return OllamaEmbedding(model_name=model, base_url=host, embed_batch_size=batch, client_kwargs={"timeout": timeout})
 
+
+def ollama_embed(settings: Settings, fn, *args):
+    """fn(*args) against the Ollama embedding host; its failures become one BackendError naming the
+    fix (they surfaced as "unexpected ConnectionError … this is a bug", exit 1)."""
+    import httpx
+    import ollama
+
+    try:
+        return fn(*args)
+    except Exception as e:
+        where = f"the Ollama embedding host {settings.ollama_host} (RAG_EMBED_BACKEND=ollama)"
+        if isinstance(e, ollama.ResponseError) and e.status_code == 404:
+            raise BackendUnavailable(f"{where} does not have {settings.ollama_embed_model!r}; run `ollama pull "
+                                     f"{settings.ollama_embed_model}` there or set RAG_OLLAMA_EMBED_MODEL") from None
+        if isinstance(e, httpx.TimeoutException):
+            raise BackendUnavailable(f"{where} did not answer within "
+                                     f"RAG_OLLAMA_TIMEOUT={settings.ollama_timeout:g} s") from None
+        if isinstance(e, (ConnectionError, httpx.TransportError)):
+            raise BackendUnavailable(f"{where} is not reachable; start it (`ollama serve`) or point OLLAMA_HOST at it "
+                                     "(RAG_EMBED_BACKEND=onnx needs `python -m rag index` first)") from None
+        if isinstance(e, ollama.ResponseError):
+            raise BackendError(f"{where} failed: {e.error} (HTTP {e.status_code})") from None
+        raise
