@@ -27,7 +27,8 @@ Measured per configuration:
   searches; per question the four retrievers take turns, so drifting load hits all alike.
   `search` includes embedding the question (the ONNX query cache is cleared before each question);
   `query embed` is that embedding alone (`rag.index.embedding.query_vector`); `retrieval` is the
-  search with the query vectors computed beforehand (BM25 + Chroma query + fetch by id).
+  search with the query vectors computed beforehand (BM25, the Chroma HNSW query, the
+  winners' texts read by row from the generation's local texts.sqlite).
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def save(results: list[dict], facts: dict, seconds: float, rounds: int) -> None:
             "Reading the table: the ONNX rows' chunks/s is MiniLM on this machine's share of two loaded cores (the "
             "server row also gives the Chroma server process a share of them); the Ollama rows' chunks/s is the ceiling "
             "the client path allows before any model time. `retrieval` isolates the store: against the server each "
-            "search makes two HTTP requests (the HNSW query, then the winners' documents and metadata by id). The "
+            "search makes one HTTP request (the HNSW query; texts and paper fields are read from the local generation). The "
             "Ollama rows' vectors are different ones (hashed words), so their HNSW graph and `retrieval` differ a "
             "little from the ONNX rows' even on the same store.", "",
             "**Caveat: FakeOllama is not a GPU.** It answers `/api/embed` with hashed word counts and no model, so the "
