@@ -24,10 +24,10 @@ export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev models doctor native index ask search papers add remove status ui test test-fast eval bench bench-scale chroma clean system-browser
+.PHONY: help install dev models doctor native index ask search papers add remove status ui test test-fast eval bench bench-scale bench-scaleout chroma clean system-browser
 
 help: ## show this help
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 	@echo '  e.g. make ask Q="How many multilingual benchmarks did the position paper examine?"'
 
 system-browser: # Debian's chromium for the browser tests (Playwright's own download fails offline)
@@ -115,6 +115,9 @@ bench: dev ## speed benchmarks; prints a table and writes reports/bench.md
 
 bench-scale: install ## synthetic 10k/100k-paper indexes; writes reports/bench-scale.md (~15-25 min)
 	$(BIN)/python -m bench.scale
+
+bench-scaleout: install ## Chroma server / Ollama embedding host vs in-process, 2k papers; writes reports/bench-scaleout.md
+	$(BIN)/python -m bench.scaleout $(if $(PAPERS),--papers $(PAPERS))
 
 chroma: install ## run a Chroma server for scale-out (then RAG_CHROMA_HOST=127.0.0.1 RAG_CHROMA_PORT=8000)
 	$(BIN)/chroma run --path .rag/chroma-server --host 127.0.0.1 --port 8000

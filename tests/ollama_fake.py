@@ -15,7 +15,8 @@ Behaviour comes from constructor keywords, also plain attributes tests may chang
 requests: ``models``, ``reply`` (text, or a callable taking the request JSON),
 ``prompt_eval_count`` (None: chars/4 + 10, capped at ``options.num_ctx`` as Ollama truncates;
 an int: reported as is), ``fail_status``/``fail_message``, ``delay``, ``chunk_delay``,
-``context_length`` (/api/show's "llama.context_length") and ``version``.
+``context_length`` (/api/show's "llama.context_length"), ``version`` and ``embedding_dim`` (length of
+the ``/api/embed`` vectors: 64 by default, 384 to match Ollama's all-minilm).
 
     with FakeOllama(reply="Hi [1].") as fake:
         ollama.Client(host=fake.url).chat(model="llama3.2:3b", messages=[...])
@@ -82,12 +83,13 @@ class FakeOllama:
                  prompt_eval_count: int | None = None, fail_status: int | None = None,
                  fail_message: str = "llama runner process has terminated: exit status 2",
                  delay: float = 0.0, chunk_delay: float = 0.0, context_length: int = 8192,
-                 version: str = "0.12.0") -> None:
+                 version: str = "0.12.0", embedding_dim: int = 64) -> None:
         self.models = list(models) if models is not None else ["llama3.2:3b"]
         self.reply, self.prompt_eval_count = reply, prompt_eval_count
         self.fail_status, self.fail_message = fail_status, fail_message
         self.delay, self.chunk_delay = delay, chunk_delay
         self.context_length, self.version = context_length, version
+        self.embedding_dim = embedding_dim
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body or None)
         self._stop, self._lock = threading.Event(), threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -176,6 +178,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as Go's net/http (real Ollama) sets by default. Without it the body, written
+    # after the headers, waits for the client's delayed ACK: ~40 ms on every response.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -252,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _embed(self, request: dict, model: str) -> None:
         texts = request.get("input") or []
         texts = [texts] if isinstance(texts, str) else list(texts)
-        reply = ollama.EmbedResponse(model=model, embeddings=[word_vector(t) for t in texts],
+        reply = ollama.EmbedResponse(model=model, embeddings=[word_vector(t, self.server.fake.embedding_dim) for t in texts],
                                      prompt_eval_count=sum(len(t.split()) for t in texts))
         self._json(200, _dump(reply))
 

@@ -151,3 +151,36 @@ def test_ollama_embeddings_option_indexes_and_searches(small_settings):
                           k=3, mode="dense", settings=settings)
         assert hits[0].title.startswith("Grading Handwritten Engineering Exams")
         assert build_index(settings).unchanged == 13
+
+
+def test_ollama_embeddings_honour_the_timeout_and_reuse_one_client(small_settings):
+    """A silent embedding host must fail within RAG_OLLAMA_TIMEOUT (the `ollama` client alone waits
+    forever), as one BackendError naming the fix, and the query path must not build a new client
+    per question (~70 ms each)."""
+    import threading
+    import time
+
+    from rag.index.embedding import query_vector
+    from rag.index.llama_embedding import embed_model_for
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True).start()
+    try:
+        settings = small_settings.with_overrides(embed_backend="ollama", ollama_timeout=1.0,
+                                                 ollama_host=f"http://127.0.0.1:{listener.getsockname()[1]}")
+        assert embed_model_for(settings) is embed_model_for(settings)
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="did not answer within RAG_OLLAMA_TIMEOUT=1 s"):
+            query_vector(settings, "grading handwritten exams")
+        assert time.monotonic() - started < 10
+        with pytest.raises(BackendUnavailable, match="is not reachable.*ollama serve"):
+            query_vector(settings.with_overrides(ollama_host="http://127.0.0.1:9"), "grading handwritten exams")
+        with FakeOllama(models=["llama3.2:3b"]) as server, pytest.raises(BackendUnavailable, match="ollama pull all-minilm"):
+            query_vector(settings.with_overrides(ollama_host=server.url), "grading handwritten exams")
+    finally:
+        for conn, _ in accepted:
+            conn.close()
+        listener.close()

@@ -126,9 +126,10 @@ def _embedder(settings: Settings, embed_model):
         from rag.index.embedding import get_minilm
 
         return lambda texts: get_minilm().embed(texts, batch_size=settings.embed_batch)
-    from rag.index.llama_embedding import embed_model_for
+    from rag.index.llama_embedding import embed_model_for, ollama_embed
 
-    return embed_model_for(settings).get_text_embedding_batch
+    model = embed_model_for(settings)
+    return lambda texts: ollama_embed(settings, model.get_text_embedding_batch, texts)
 
 
 def _write(collection, items: list[tuple[Paper, Chunk, int]], settings: Settings, embed_model,

@@ -141,9 +141,9 @@ def query_vector(settings, text: str) -> list[float]:
     """Embed a question with the same model the index was built with."""
     _check_text(text)
     if settings.embed_backend == "ollama":
-        from rag.index.llama_embedding import embed_model_for  # the remote path may pay llama_index's import
+        from rag.index.llama_embedding import embed_model_for, ollama_embed  # pays llama_index's import
 
-        return embed_model_for(settings).get_query_embedding(text)
+        return ollama_embed(settings, embed_model_for(settings).get_query_embedding, text)
     return minilm_query(text).tolist()
 
 
