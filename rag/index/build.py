@@ -168,9 +168,10 @@ def _publish(cl, settings: Settings, collection: str, rows: bm25.Rows, vectors, 
 
 def _rebuild(cl, settings, fp, papers, files, embed_model, progress, report: IndexReport) -> None:
     manifest.live_path(settings).unlink(missing_ok=True)  # until the switch, no run may skip the cleanup
-    col = store.new_collection(cl, settings, fp)
     items = _chunks(papers, settings)
+    col = store.new_collection(cl, settings, fp, len(items))
     vectors = _write(col, items, settings, embed_model, progress)
+    store.settled(col)
     report.chunks_embedded = len(items)
     rows, table = _rows(items, papers)
     gen = _publish(cl, settings, col.name, rows, vectors, manifest.Manifest(fp, files, table))

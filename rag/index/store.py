@@ -143,11 +143,26 @@ def require_active(settings: Settings) -> Active:
     return act
 
 
-def new_collection(cl, settings: Settings, fingerprint: str):
-    """A fresh, empty collection for a rebuild; not live until `activate`."""
+SYNC_THRESHOLD = 1000  # Chroma's default: records between two writes of the HNSW graph to disk
+
+
+def new_collection(cl, settings: Settings, fingerprint: str, rows: int):
+    """A fresh, empty collection for a rebuild of `rows` chunks; not live until `activate`.
+
+    Chroma writes its HNSW graph to disk every `sync_threshold` records, and a process's first
+    query replays the records written since from its log into the graph: up to 999 insertions,
+    2-3 s at these parameters, paid by every `rag ask`. A rebuild therefore sets the threshold
+    to its own row count (one write of the graph, at the end: none to replay) and `settled`
+    puts Chroma's default back for later updates."""
     name = f"{settings.collection}_{fingerprint[:8]}_{time.time_ns()}"
-    return cl.create_collection(name, embedding_function=None, configuration={"hnsw": dict(HNSW)},
+    hnsw = {**HNSW, "sync_threshold": max(rows, 1)}
+    return cl.create_collection(name, embedding_function=None, configuration={"hnsw": hnsw},
                                 metadata={"fingerprint": fingerprint, "built_at": time.time()})
+
+
+def settled(collection) -> None:
+    """After a rebuild's last write: the default sync threshold for whatever comes next."""
+    collection.modify(configuration={"hnsw": {"sync_threshold": SYNC_THRESHOLD}})
 
 
 def activate(cl, settings: Settings, name: str, generation: str) -> None:
