@@ -126,3 +126,18 @@ def test_ids_are_looked_up_without_copying_or_cutting_them(small_settings):
     longest = ids[row]
     assert len(longest) == lex.sorted_ids.dtype.itemsize // 4
     assert lex.rows_of([longest, longest + "x", longest[:-1], ids[0], "nope"]).tolist() == [row, -1, -1, 0, -1]
+
+
+def test_a_rebuild_leaves_no_log_for_the_first_query_to_replay(small_settings):
+    """Chroma's HNSW segment has seen every record written (its max_seq_id equals the metadata
+    segment's), so a new process does not re-insert hundreds of vectors on its first query; and
+    the collection is back at Chroma's default threshold for later updates."""
+    import sqlite3
+
+    build_index(small_settings)
+    col = store.require_active(small_settings).collection
+    assert col.configuration["hnsw"]["sync_threshold"] == store.SYNC_THRESHOLD
+    db = sqlite3.connect(f"file:{small_settings.data_dir / 'chroma' / 'chroma.sqlite3'}?mode=ro", uri=True)
+    seen = dict(db.execute("SELECT s.scope, m.seq_id FROM max_seq_id m JOIN segments s ON s.id = m.segment_id "
+                           "WHERE s.collection = ?", (str(col.id),)).fetchall())
+    assert seen["VECTOR"] == seen["METADATA"] > 0, seen
