@@ -151,10 +151,15 @@ def _index(settings: Settings) -> str:
 def _ollama(settings: Settings) -> str:
     from rag.llm.ollama import probe
 
+    embeds = settings.embed_backend == "ollama"
+    if embeds and (problem := probe(settings.with_overrides(ollama_model=settings.ollama_embed_model))):
+        raise Problem(FAIL, f"RAG_EMBED_BACKEND=ollama embeds every question there: {problem}; "
+                            "or unset RAG_EMBED_BACKEND (then `python -m rag index`)")
     problem = probe(settings)
     if problem:
-        raise Problem(WARN, f"optional, not used: {problem}")
-    return f"{settings.ollama_host}: Ollama {_ollama_version(settings)}, model {settings.ollama_model} pulled"
+        raise Problem(WARN, f"{'answers' if embeds else 'optional,'} not used: {problem}")
+    also = f", embedding model {settings.ollama_embed_model}" if embeds else ""
+    return f"{settings.ollama_host}: Ollama {_ollama_version(settings)}, model {settings.ollama_model}{also} pulled"
 
 
 def _ollama_version(settings: Settings) -> str:

@@ -40,6 +40,13 @@ def test_healthy_setup_passes_with_every_row(corpus_settings):
     assert "the default path works" in done.stdout
 
 
+def test_ollama_is_required_when_it_embeds_the_questions(corpus_settings):
+    done = _doctor(corpus_settings.data_dir, RAG_EMBED_BACKEND="ollama")
+    rows = _rows(done.stdout)
+    assert done.returncode != 0 and rows["ollama"].startswith("FAIL"), done.stdout
+    assert "RAG_EMBED_BACKEND" in rows["ollama"] and "ollama serve" in rows["ollama"]
+
+
 def test_garbage_model_file_fails_and_names_the_fix(corpus_settings, tmp_path):
     bad = tmp_path / "model.gguf"
     bad.write_bytes(b"this is not a GGUF file\n" * 1000)
