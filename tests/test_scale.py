@@ -141,3 +141,5 @@ def test_a_rebuild_leaves_no_log_for_the_first_query_to_replay(small_settings):
     seen = dict(db.execute("SELECT s.scope, m.seq_id FROM max_seq_id m JOIN segments s ON s.id = m.segment_id "
                            "WHERE s.collection = ?", (str(col.id),)).fetchall())
     assert seen["VECTOR"] == seen["METADATA"] > 0, seen
+    free, pages = (db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("freelist_count", "page_count"))
+    assert free <= pages // 4, (free, pages)  # the write log's pages were given back (VACUUM)

@@ -177,6 +177,8 @@ def _rebuild(cl, settings, fp, papers, files, embed_model, progress, report: Ind
     gen = _publish(cl, settings, col.name, rows, vectors, manifest.Manifest(fp, files, table))
     report.added, report.collection = len(papers), col.name
     _cleanup(cl, settings, col.name, {gen})
+    if note := store.compact(settings):
+        report.notes.append(note)
 
 
 def _update(cl, act: store.Active, old: manifest.Manifest, papers, files, settings, embed_model, progress,

@@ -21,6 +21,7 @@ reads go through `pages` (chromadb fails on a single `get()` above 32,766 rows).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -158,6 +159,25 @@ def new_collection(cl, settings: Settings, fingerprint: str, rows: int):
     hnsw = {**HNSW, "sync_threshold": max(rows, 1)}
     return cl.create_collection(name, embedding_function=None, configuration={"hnsw": hnsw},
                                 metadata={"fingerprint": fingerprint, "built_at": time.time()})
+
+
+def compact(settings: Settings) -> str | None:
+    """After a rebuild (embedded store): give back the pages its write log and the dropped old
+    collection left free. A rebuild writes the graph once, at the end (`new_collection`), so the
+    log held every vector until then; SQLite keeps freed pages in the file (~2 KB a chunk) until
+    a VACUUM, the maintenance `chroma utils vacuum` runs. Best effort: a note when it cannot."""
+    if settings.chroma_host:
+        return None
+    con = sqlite3.connect(settings.data_dir / "chroma" / "chroma.sqlite3", timeout=30)
+    try:
+        free, total = (con.execute(f"PRAGMA {p}").fetchone()[0] for p in ("freelist_count", "page_count"))
+        if free > total // 4:
+            con.execute("VACUUM")
+    except sqlite3.Error as e:
+        return f"could not compact the store ({e}); it works as is, only larger"
+    finally:
+        con.close()
+    return None
 
 
 def settled(collection) -> None:
