@@ -30,6 +30,7 @@ from test_answer import _check_guarantees
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
     ("How many authors wrote the multilingual benchmarking position paper?", "metadata"),
+    ("Who is the first author of the AsyncFlow paper?", "metadata"),
 ])
 def test_classify(question, kind):
     assert classify(question).kind == kind
@@ -95,3 +96,9 @@ def test_claim_bonus_ranks_what_a_paper_does_above_its_background(corpus_setting
     assert lifted and all(re.search(r"\b(we|our|this (paper|work|study))\b|\bresults?\b|\bexperiments?\b", c.text, re.I)
                           for c in lifted)
     assert any(not re.search(r"\bwe\b", p.text, re.I) and c.rank == p.rank for p, c in pairs)  # background stays
+
+
+def test_author_names_are_not_in_the_listings_so_the_answer_abstains(corpus_settings):
+    a = rag.ask("Who is the first author of the AsyncFlow streaming RL framework paper?", backend="extractive",
+                settings=corpus_settings)
+    assert a.abstained and any("author names" in n for n in a.notes)

@@ -23,6 +23,10 @@ _ONE = "(" + "|".join(_NOUNS) + ")"
 _MANY = "(" + "|".join(n[:-1] + "ies" if n.endswith("y") else n + "es" if n.endswith("h") else n + "s"
                        for n in _NOUNS) + ")"
 _MOD = r"(?:[\w-]+ ){0,2}"  # up to two modifiers: "which instruction-tuning methods"
+# Who wrote a paper: the listings count its authors but never name them, so this is asked of the
+# listing and answered with an abstention (rag.answer.pipeline._missing_details).
+_NAMES = re.compile(r"\b(first|last|lead|senior|corresponding) authors?\b|\bwho (is|are|was|were) the authors?\b"
+                    r"|\bnames? of the authors\b", re.I)
 _METADATA = re.compile(
     r"\b(which|what) (organi[sz]ation|company|lab|institution|group|team)s?\b"
     r"|\bwho (released|published|is behind|wrote|authored|is credited)\b"
@@ -57,7 +61,7 @@ SHAPES: dict[str, Shape] = {
 
 
 def classify(question: str) -> Shape:
-    if _METADATA.search(question):
+    if _METADATA.search(question) or _NAMES.search(question):
         return SHAPES["metadata"]
     if _PAPER.search(question):  # "which paper steers models …" names one paper
         return SHAPES["which_paper"]
@@ -75,9 +79,12 @@ FIELDS = {
     "authors": re.compile(r"\bauthors?\b|\bwrote\b", re.I),
     "upvotes": re.compile(r"\bupvotes?\b", re.I),
 }
-FIELD_KEYS = {"org": ("org",), "date": ("date_raw", "date"), "authors": ("authors",), "upvotes": ("upvotes",)}
+FIELD_KEYS = {"org": ("org",), "date": ("date_raw", "date"), "authors": ("authors",), "upvotes": ("upvotes",),
+              "author names": ()}  # no listing has them
 
 
 def asked_fields(question: str) -> list[str]:
-    """The listing details a metadata question asks for (org, date, authors, upvotes)."""
+    """The listing details a metadata question asks for (org, date, authors, upvotes, author names)."""
+    if _NAMES.search(question):  # "first author" is neither a count nor a date
+        return ["author names"]
     return [name for name, cue in FIELDS.items() if cue.search(question)]
