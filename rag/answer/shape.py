@@ -52,7 +52,7 @@ class Shape:
 
 SHAPES: dict[str, Shape] = {
     # tuned on the dev split (evals/gold.jsonl): key-fact recall against citation precision
-    "fact": Shape("fact", 2, 0.05, 2),
+    "fact": Shape("fact", 2, 0.05, 3),  # on dev, the asked-for number or name is often outside the two best-matching sentences
     "which_paper": Shape("which_paper", 1, 0.0, 3, claim_bonus=0.1),
     # every selected sentence of each paper: a paper's key fact is rarely its single best match
     "multi": Shape("multi", 4, 0.1, 4, 0.93, claim_bonus=0.1),
