@@ -115,6 +115,16 @@ def test_uncited_but_backed_sentence_is_attributed(corpus_settings):
     assert s.origin == "model" and s.supported and s.attributed and a.citations[0].title == BITTER and a.citations[0].attributed
 
 
+def test_sentence_citing_the_wrong_source_is_attributed_to_the_one_that_backs_it(corpus_settings):
+    prep = prepare("Which papers teach language models to refuse questions they do not know the answer to?",
+                   backend="extractive", settings=corpus_settings)
+    assert len(prep.sources) >= 2
+    a = _checked(prep, f"{prep.sources[1].best_sentence} [1]", 0.9)  # small models mix up numbers
+    s = a.sentences[0]
+    assert s.origin == "model" and s.supported and s.attributed and s.cites == [2]
+    _check_guarantees(a)
+
+
 def test_followup_uses_the_conversation(corpus_settings):
     history = ["Which paper proposes an asynchronous streaming RL framework for LLM post-training?"]
     a = rag.ask("How much faster was its throughput than the baseline?", history=history,

@@ -125,6 +125,15 @@ def test_model_declining_strong_evidence_quotes_it_instead(corpus_settings, fake
     assert any("closest evidence is quoted" in n for n in answer.notes)
 
 
+def test_model_declining_a_multi_paper_question_does_not_abstain(corpus_settings, fake):
+    # a 1.5B model declines "which papers …" as a whole; the evidence still answers paper by paper
+    fake.reply = "NOT FOUND"
+    answer = rag.ask("Which papers teach language models to refuse questions they do not know the answer to?",
+                     backend="ollama", settings=_settings(corpus_settings, fake, abstain_declined_below=2.0))
+    assert answer.kind == "multi" and not answer.abstained and len(answer.citations) >= 2
+    assert any("closest evidence is quoted" in n for n in answer.notes)
+
+
 def test_cli_exit_codes(corpus_settings, monkeypatch, capsys):
     monkeypatch.setenv("RAG_DATA_DIR", str(corpus_settings.data_dir))
     from rag.settings import get_settings

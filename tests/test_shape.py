@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import rag
+from rag.answer.pipeline import _checked, _declined, prepare
 from rag.answer.shape import classify
+from rag.query.evidence import score_sentences
+from rag.query.retrieval import search
 
 from test_answer import _check_guarantees
 
@@ -19,11 +24,13 @@ from test_answer import _check_guarantees
     ("Which papers use curriculum learning for RL post-training?", "multi"),
     ("Which instruction-tuning methods teach models to refuse unknown questions?", "multi"),
     ("What does the corpus say about theory of mind?", "multi"),
+    ("Does metadata conditioning help pretraining? Summarize what the corpus reports.", "multi"),
     ("Compare the bandit curriculum with the distribution-level curriculum.", "multi"),
     ("Two synthetic-data studies probe pretrained LMs: what does each find?", "multi"),
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
     ("How many authors wrote the multilingual benchmarking position paper?", "metadata"),
+    ("Who is the first author of the AsyncFlow paper?", "metadata"),
 ])
 def test_classify(question, kind):
     assert classify(question).kind == kind
@@ -54,3 +61,44 @@ def test_metadata_question_is_answered_from_the_listing(corpus_settings):
     assert a.kind == "metadata" and "10 authors" in a.text and "Apr 21, 2025" in a.text
     assert a.completion_tokens is None and any("publication details" in n for n in a.notes)
     _check_guarantees(a)
+
+
+REFUSAL_Q = "Which papers teach language models to refuse questions they do not know the answer to?"
+
+
+def test_multi_answer_keeps_a_block_per_paper_whichever_the_model_cites(corpus_settings):
+    prep = prepare(REFUSAL_Q, backend="extractive", settings=corpus_settings)
+    assert len(prep.sources) >= 2
+    a = _checked(prep, f"{prep.sources[0].best_sentence} [1]", 0.9)
+    assert a.sentences[0].origin == "model" and a.sentences[0].supported
+    assert [s.cites[0] for s in a.sentences if s.origin == "title"] == [s.n for s in prep.sources]
+    _check_guarantees(a)
+
+
+def test_multi_answer_declining_for_one_paper_keeps_the_others(corpus_settings):
+    prep = prepare(REFUSAL_Q, backend="extractive", settings=corpus_settings)
+    partial = f"[1] {prep.sources[0].best_sentence}\n[2] NOT FOUND"
+    assert not _declined(prep, partial) and _declined(prep, "[1] NOT FOUND\n\n[2] NOT FOUND")
+    a = _checked(prep, partial, 0.9)
+    assert not a.unverified and [s.origin for s in a.sentences].count("model") == 1
+    # a fact answer that declines anywhere still declines: half an answer there is usually a guess
+    fact = prepare("How many multilingual benchmarks did the position paper examine?", backend="extractive",
+                   settings=corpus_settings)
+    assert _declined(fact, "It examined 2,000 benchmarks [1]. The sources do not mention the countries.")
+
+
+def test_claim_bonus_ranks_what_a_paper_does_above_its_background(corpus_settings):
+    hits = search(REFUSAL_Q, k=2, settings=corpus_settings)
+    plain, claims = score_sentences(REFUSAL_Q, hits), score_sentences(REFUSAL_Q, hits, claim_bonus=0.1)
+    pairs = [(p, c) for ps, cs in zip(plain, claims) for p, c in zip(ps, cs)]
+    assert all(p.relevance == c.relevance for p, c in pairs)  # abstention sees the same relevance
+    lifted = [c for p, c in pairs if c.rank > p.rank]
+    assert lifted and all(re.search(r"\b(we|our|this (paper|work|study))\b|\bresults?\b|\bexperiments?\b", c.text, re.I)
+                          for c in lifted)
+    assert any(not re.search(r"\bwe\b", p.text, re.I) and c.rank == p.rank for p, c in pairs)  # background stays
+
+
+def test_author_names_are_not_in_the_listings_so_the_answer_abstains(corpus_settings):
+    a = rag.ask("Who is the first author of the AsyncFlow streaming RL framework paper?", backend="extractive",
+                settings=corpus_settings)
+    assert a.abstained and any("author names" in n for n in a.notes)

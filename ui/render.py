@@ -115,7 +115,7 @@ def _marker(n: int, attributed: bool, turn_id, titles: dict[int, str]) -> str:
         return f'<span class="rag-cite rag-cite-missing">[{int(n)}]</span>'
     tip = f"Source {n}: {titles[n]}"
     if attributed:
-        tip += " (attached by the checker: the model did not cite it)"
+        tip += " (attached by the checker: the model did not cite it for this sentence)"
     cls = "rag-cite rag-cite-attributed" if attributed else "rag-cite"
     return f'<a class="{cls}" href="#{card_id(turn_id, n)}" title="{esc(tip)}">[{int(n)}]</a>'
 
@@ -180,7 +180,7 @@ def _quoted(answer, n: int) -> list[str]:
 
 
 def _card(c, turn_id, quoted: list[str]) -> str:
-    badge = ('<span class="rag-badge" title="The model left this sentence uncited; the checker found this '
+    badge = ('<span class="rag-badge" title="The model did not cite this source for it; the checker found this '
              'source backs it.">attached by checker</span>') if c.attributed else ""
     files = f'<div class="rag-files">source file: {esc(c.sources)}</div>' if c.sources else ""
     return (f'<div class="rag-card" id="{card_id(turn_id, c.n)}">'

@@ -101,7 +101,8 @@ def _norm_num(tok: str) -> str:
 
 
 def content_stems(text: str) -> set[str]:
-    words = [w.lower() for w in _WORD.findall(text) if w.lower() not in _STOP and not w[0].isdigit()]
+    # one-letter tokens carry no content: the "s" of a possessive ("AsyncFlow's"), "(i)", "k" in "top k"
+    words = [w.lower() for w in _WORD.findall(text) if len(w) > 1 and w.lower() not in _STOP and not w[0].isdigit()]
     return set(_stemmer().stemWords(words))
 
 
@@ -123,6 +124,17 @@ def entities_in(sentence: str) -> list[str]:
     return list(out)
 
 
+def _named(name: str, ev_lower: str) -> bool:
+    """Does the (lower-cased) evidence name `name`? A hyphenated compound of a name and a plain
+    word ("VLM-based", "RL-trained") counts when its named parts occur: the abstract says "VLMs …
+    based on", and the plain word is checked with the other content words."""
+    if name.lower() in ev_lower:
+        return True
+    parts = name.split("-")
+    named = [p for p in parts if any(c.isupper() or c.isdigit() for c in p)]
+    return 0 < len(named) < len(parts) and all(p.lower() in ev_lower for p in named)
+
+
 @dataclass
 class Support:
     ok: bool
@@ -136,7 +148,7 @@ def supports(evidence: str, sentence: str) -> Support:
     if missing_nums:
         return Support(False, f"number {sorted(missing_nums)[0]} is not in the cited abstract")
     ev_lower = evidence.lower()
-    missing_names = [e for e in entities_in(sentence) if e.lower() not in ev_lower]
+    missing_names = [e for e in entities_in(sentence) if not _named(e, ev_lower)]
     if missing_names:
         return Support(False, f"{missing_names[0]!r} is not in the cited abstract")
     stems = content_stems(sentence)

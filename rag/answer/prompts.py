@@ -3,7 +3,7 @@
 Small local models follow an instruction best when it sits in the user turn right after the
 sources and the question, and decline reliably only when given one exact word to write (the
 `NOT FOUND` sentinel). Even so, Qwen2.5-1.5B writes NOT FOUND for some answerable questions, so
-its refusal is one signal among several (rag.answer.pipeline._model_declined), not the verdict.
+its refusal is one signal among several (rag.answer.pipeline._declined), not the verdict.
 The task line depends on the shape of the question (rag.answer.shape).
 """
 

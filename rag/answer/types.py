@@ -22,7 +22,8 @@ class Citation:
     authors: int | None = None
     upvotes: int | None = None
     sources: str = ""  # seed files listing the paper
-    attributed: bool = False  # True: the checker attached it; the model left the sentence uncited
+    # True: the checker attached it; the model left the sentence uncited, or cited a source not backing it
+    attributed: bool = False
     arxiv_id: str | None = None  # where the paper came from, when its source file said (library papers)
     doi: str | None = None
     url: str | None = None

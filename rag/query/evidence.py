@@ -68,6 +68,12 @@ _NUMERIC_Q = re.compile(r"\b(how (many|much|long|fast|large|big|often|well|far)|
 LEXICAL_WEIGHT = 0.3  # cosine alone misses exact terms (dataset names, metrics)
 NUMBER_BONUS = 0.3  # "how many…" wants the sentence that has the number
 OPENING_PENALTY = 0.1  # an abstract's first sentence is background far more often than an answer
+# What a paper itself contributes or finds ("we introduce X", "results show Y"), as opposed to the
+# background it starts from.
+_CLAIM = re.compile(r"\b(we|our|this (paper|work|study))\b[^.;]{0,60}?\b(propos|introduc|present|find|found|show|"
+                    r"creat|buil|develop|nam|call|achiev|demonstrat|observ|reveal|collect|construct|curat|releas)"
+                    r"|\b(results?|experiments?|evaluations?|analys[ie]s|findings?)\b[^.;]{0,40}?\b(show|demonstrat|"
+                    r"reveal|indicat|suggest|confirm)", re.I)
 
 
 @dataclass(frozen=True)
@@ -78,9 +84,11 @@ class Scored:
     rank: float  # relevance plus answer-shape cues: drives which sentences are shown
 
 
-def score_sentences(question: str, hits: list[Hit]) -> list[list[Scored]]:
+def score_sentences(question: str, hits: list[Hit], claim_bonus: float = 0.0) -> list[list[Scored]]:
     """For each hit, every abstract sentence scored against the question (the user's own words:
-    for a follow-up, not the earlier turn that retrieval leans on)."""
+    for a follow-up, not the earlier turn that retrieval leans on). `claim_bonus` favours what a
+    paper claims over its background: "what does each find?" is worded like an abstract's
+    motivation, but answered by its "we introduce X" and "results show Y"."""
     per_hit = [split_sentences(h.abstract) for h in hits]
     flat = [s for sents in per_hit for s in sents]
     if not flat:
@@ -89,25 +97,26 @@ def score_sentences(question: str, hits: list[Hit]) -> list[list[Scored]]:
     q_stems, numeric = content_stems(question), bool(_NUMERIC_Q.search(question))
     out, i = [], 0
     for sents in per_hit:
-        out.append([_scored(j, s, float(sims[i + j]), q_stems, numeric) for j, s in enumerate(sents)])
+        out.append([_scored(j, s, float(sims[i + j]), q_stems, numeric, claim_bonus) for j, s in enumerate(sents)])
         i += len(sents)
     return out
 
 
-def _scored(pos: int, sentence: str, cos: float, q_stems: set[str], numeric: bool) -> Scored:
+def _scored(pos: int, sentence: str, cos: float, q_stems: set[str], numeric: bool, claim_bonus: float) -> Scored:
     lexical = len(q_stems & content_stems(sentence)) / len(q_stems) if q_stems else 0.0
     relevance = cos + LEXICAL_WEIGHT * lexical
     bonus = (NUMBER_BONUS if numeric and re.search(r"\d", sentence) else 0.0) - (OPENING_PENALTY if pos == 0 else 0.0)
+    bonus += claim_bonus if claim_bonus and _CLAIM.search(sentence) else 0.0
     return Scored(pos, sentence, relevance, relevance + bonus)
 
 
 def select(question: str, hits: list[Hit], budget: int, papers: int = 3, within: float = 0.2,
-           per_paper: int = 4, score_ratio: float = 0.0) -> list[Source]:
+           per_paper: int = 4, score_ratio: float = 0.0, claim_bonus: float = 0.0) -> list[Source]:
     """Numbered sources: the top hit, and further hits (at most `papers`) whose best sentence is
     within `within` of the best and whose retrieval score is at least `score_ratio` of the top
     hit's; each paper's best sentences, best first, until `budget` tokens."""
     hits = hits[:max(papers, 1)]
-    scored = score_sentences(question, hits)
+    scored = score_sentences(question, hits, claim_bonus)
     best = [max((s.relevance for s in sents), default=0.0) for sents in scored]
     if not hits or not any(scored):
         return []
