@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from .report import HEAD, cells, md_table, section_from_dict
 
-ORDER = ("index", "retrieval", "ask")
+ORDER = ("index", "retrieval", "ask", "models")
 INTRO = """# Speed benchmarks
 
-Produced by `make bench` (`python -m bench [index|retrieval|ask|all]`); raw samples are in
+Produced by `make bench` (`python -m bench [index|retrieval|ask|models|all]`); raw samples are in
 `reports/bench.json`. The machines are 2-core and shared, so absolute seconds drift from run to
 run: every figure stands beside a naive baseline measured in the same run, and the **ratio**
 (ours / baseline; below 1 = ours is faster or smaller) is the number to compare across runs.
