@@ -6,7 +6,7 @@ Per model (default parameters): load time; for a ~300- and a ~600-token prompt o
 llama.cpp's own prompt and decode rates, first token and total time for an 80-token answer; then
 the same sources with another question, to show what prompt caching of a shared prefix saves.
 For the 1.5B model, a sweep of runtime parameters on the ~300-token prompt (threads, batch size,
-flash attention, KV-cache type, thread polling, OpenMP wait policy), each compared as a ratio to
+repacked weights, flash attention, KV-cache type, thread polling, OpenMP wait policy), each compared as a ratio to
 the baseline measured in the same run, because these machines are noisy.
 """
 
@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m")
 PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}  # what rag.llm.llamacpp sets before loading the runtime
 SWEEP = [  # (label, config changes) on the 1.5B model
-    ("baseline: 2 threads, batch 512, flash off, OMP passive (rag's defaults)", {}),
+    ("baseline: 2 threads, batch 512, flash off, no repack, OMP passive (rag's defaults)", {}),
+    ("repacked weights (llama.cpp's extra buffer types) on", {"repack": True}),
     ("OMP wait policy left at libgomp's default (spin)", {"env": {"OMP_WAIT_POLICY": "ACTIVE"}}),
     ("1 thread", {"threads": 1}),
     ("batch 128", {"batch": 128}),
@@ -79,7 +80,8 @@ def child(config: dict) -> dict:
     from rag.settings import Settings
 
     settings = Settings(llamacpp_model=config["model"], llamacpp_threads=config.get("threads", 2),
-                        llamacpp_batch=config.get("batch", 512), llamacpp_flash_attn=config.get("flash", False))
+                        llamacpp_batch=config.get("batch", 512), llamacpp_flash_attn=config.get("flash", False),
+                        llamacpp_repack=config.get("repack", False))
     spec = SPECS[config["model"]]
     path = ensure(spec, settings)
     params = lc._params(xlc, path, settings, "bench")

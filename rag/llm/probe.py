@@ -69,13 +69,14 @@ def cpu_flags_hash() -> str:
     return hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12]
 
 
-def verdict_key(sha: str) -> str:
-    return f"{sha}|xllamacpp {runtime_version()}|cpu {cpu_flags_hash()}"
+def verdict_key(sha: str, settings: Settings) -> str:
+    # repacked weights run other kernels (AMX ones on Intel), so they get a verdict of their own
+    return f"{sha}|xllamacpp {runtime_version()}|cpu {cpu_flags_hash()}" + ("|repack" if settings.llamacpp_repack else "")
 
 
 def recorded(settings: Settings, sha: str) -> Verdict | None:
     try:
-        entry = json.loads((mf.models_dir(settings) / VERDICTS).read_text()).get(verdict_key(sha))
+        entry = json.loads((mf.models_dir(settings) / VERDICTS).read_text()).get(verdict_key(sha, settings))
     except (OSError, ValueError):
         return None
     return Verdict(**entry) if entry else None
@@ -98,7 +99,7 @@ def check(path: Path, settings: Settings, force: bool = False) -> Verdict:
     if found:
         return found
     verdict = run_child(path, settings)
-    verdict.key = verdict_key(sha)
+    verdict.key = verdict_key(sha, settings)
     _record(settings, verdict)
     return verdict
 
@@ -159,7 +160,8 @@ def _child_env(settings: Settings) -> dict:
     import os
 
     env = dict(os.environ)
-    for name in ("llamacpp_n_ctx", "llamacpp_threads", "llamacpp_batch", "llamacpp_flash_attn", "models_dir"):
+    for name in ("llamacpp_n_ctx", "llamacpp_threads", "llamacpp_batch", "llamacpp_flash_attn", "llamacpp_repack",
+                 "models_dir"):
         value = getattr(settings, name)
         if value is not None:
             env[f"RAG_{name.upper()}"] = str(value)
