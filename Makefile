@@ -110,6 +110,10 @@ test-fast: dev ## the tests that need no browser
 eval: dev ## full eval: retrieval + extractive + embedded LLM; writes evals/reports/
 	$(BIN)/python -m rag eval --backend extractive --backend llamacpp
 
+eval-models: dev ## the three embedded models on the dev split, one run; writes evals/reports/models/ (~45 min on 2 cores)
+	$(BIN)/python -m rag eval --split dev --out evals/reports/models \
+		--backend llamacpp:qwen2.5-coder-1.5b --backend llamacpp:qwen2.5-coder-0.5b --backend llamacpp:smollm2-135m
+
 bench: dev ## speed benchmarks; prints a table and writes reports/bench.md
 	$(BIN)/python -m bench
 

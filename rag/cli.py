@@ -364,8 +364,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", default="evals/gold.jsonl")
     p.add_argument("--out", default="evals/reports")
     p.add_argument("--split", choices=["dev", "test", "all"], default="all")
-    p.add_argument("--backend", action="append", choices=["extractive", "llamacpp", "ollama"],
-                   help="answer backends to evaluate (repeatable; default extractive)")
+    p.add_argument("--backend", action="append", metavar="BACKEND[:MODEL]",
+                   help="answer backends to evaluate: extractive, llamacpp or ollama, optionally naming the model "
+                        "(llamacpp:qwen2.5-coder-0.5b); repeatable; default extractive")
     p.add_argument("--no-answers", action="store_true", help="retrieval metrics only")
     p.add_argument("--gate", action="store_true", help="exit 1 when a metric is below evals/thresholds.json")
     p.add_argument("--json", action="store_true")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 import rag
-from rag.answer.pipeline import UNSUPPORTED_MARK, _checked, ask_stream, prepare
+from rag.answer.pipeline import UNSUPPORTED_MARK, _checked, _connect, ask_stream, messages_for, prepare
 from rag.answer.citations import supports
 from rag.errors import InputError
 from rag.query.evidence import metadata_text
-from rag.answer.prompts import ABSTAIN_TEXT
+from rag.answer.prompts import ABSTAIN_TEXT, NOT_FOUND
 
 BITTER = "The Bitter Lesson Learned from 2,000+ Multilingual Benchmarks"
 MULTILINGUAL_Q = "How many multilingual benchmarks did the position paper on multilingual evaluation examine?"
@@ -59,6 +59,15 @@ def test_embedded_llm_answer_is_cited_and_checked(corpus_settings):
     assert BITTER in {c.title for c in a.citations}
     assert a.prompt_tokens and a.completion_tokens and a.timings["total_s"] > 0
     _check_guarantees(a)
+
+
+def test_embedded_prompt_offers_no_way_out_and_no_listing_details(corpus_settings):
+    # offered NOT FOUND, the 1.5B model declined half the answerable dev questions (prompt-variants.md)
+    prep = prepare(MULTILINGUAL_Q, backend="llamacpp", settings=corpus_settings)
+    _connect(prep)
+    user = messages_for(prep)[0]["content"]
+    assert NOT_FOUND not in user and prep.sources[0].hit.title in user
+    assert not any(metadata_text(s.hit.meta) in user for s in prep.sources if metadata_text(s.hit.meta))
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import pytest
 
 import rag
 from rag.cli import main as cli_main
+from rag.answer.prompts import NOT_FOUND
 from rag.errors import BackendError, BackendUnavailable, ContextOverflow
 
 from ollama_fake import FakeOllama
@@ -132,6 +133,27 @@ def test_model_declining_a_multi_paper_question_does_not_abstain(corpus_settings
                      backend="ollama", settings=_settings(corpus_settings, fake, abstain_declined_below=2.0))
     assert answer.kind == "multi" and not answer.abstained and len(answer.citations) >= 2
     assert any("closest evidence is quoted" in n for n in answer.notes)
+
+
+def test_an_answer_nothing_backs_abstains_and_keeps_the_guess_apart(corpus_settings, fake):
+    fake.reply = "The position paper examined exactly 7,315 benchmarks from 96 countries [1]."  # invented numbers
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.abstained and answer.citations == []
+    assert [s.text for s in answer.unverified] and not any(s.supported for s in answer.unverified)
+    assert any("could be verified" in n for n in answer.notes)
+
+
+def test_an_unbacked_multi_paper_answer_still_stands_on_the_evidence(corpus_settings, fake):
+    fake.reply = "Both papers use 7,315 invented benchmarks [1][2]."
+    answer = rag.ask("Which papers teach language models to refuse questions they do not know the answer to?",
+                     backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.kind == "multi" and not answer.abstained and len(answer.citations) >= 2
+    assert answer.unverified and not any(s.origin == "model" for s in answer.sentences)
+
+
+def test_ollama_is_offered_the_not_found_sentinel(corpus_settings, fake):
+    rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert NOT_FOUND in fake.chat_requests[-1]["messages"][-1]["content"]
 
 
 def test_cli_exit_codes(corpus_settings, monkeypatch, capsys):

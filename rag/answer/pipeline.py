@@ -24,8 +24,8 @@ from typing import Iterator
 
 from rag.answer import compose
 from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
-from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, FOLLOWUP_NOTE, REFUSALS, RULES, SMALL_RULES, TASKS,
-                                USER)
+from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
+                                SMALL_RULES, TASKS, USER)
 from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, classify
 from rag.answer.types import Answer, Citation, Sentence
 from rag.errors import InputError
@@ -171,14 +171,20 @@ def ask(question: str, **options) -> Answer:
     raise RuntimeError("ask_stream ended without an answer")  # unreachable: every path yields one
 
 
-def messages_for(prep: Prepared) -> list[dict]:
+def messages_for(prep: Prepared, rules: str | None = None) -> list[dict]:
+    """The prompt; `rules` overrides the backend's instruction line (evals/prompt_variants.py)."""
     question = prep.question
     if prep.retrieval_query != prep.question:
         question += FOLLOWUP_NOTE.format(previous=prep.retrieval_query[: -len(prep.question)].strip())
-    sources = "\n\n".join(s.render() for s in prep.prompt_sources or prep.sources)
-    small = prep.backend.small
-    user = USER.format(sources=sources, question=question, task=TASKS[prep.shape.kind],
-                       rules=SMALL_RULES if small else RULES)
+    # The embedded models copy a heading's "(published …; 10 authors; 2 upvotes)" into their
+    # answers, and metadata questions never reach them (answered from the listings): titles only.
+    embedded = prep.backend.name == "llamacpp"
+    sources = "\n\n".join(s.render(meta=not embedded) for s in prep.prompt_sources or prep.sources)
+    if rules is None and embedded:
+        rules = SMALL_RULES if prep.backend.small else EMBEDDED_RULES
+    elif rules is None:
+        rules = RULES
+    user = USER.format(sources=sources, question=question, task=TASKS[prep.shape.kind], rules=rules)
     return [{"role": "user", "content": user}]
 
 
@@ -204,6 +210,14 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
     else:
         answer = _checked(prep, raw, relevance)
+        if prep.shape.kind != "multi" and not any(s.supported for s in answer.model_sentences):
+            # A question with one answer, and nothing the model wrote can be backed: its answer is a
+            # guess (dev: the unanswerables that got past retrieval were answered with invented
+            # numbers). A multi-paper answer still stands paper by paper on the quoted evidence.
+            prep.notes.append("none of the model's sentences could be verified against the sources")
+            unverified = answer.unverified
+            answer = _abstain(prep, relevance, raw)
+            answer.unverified = unverified
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens
     answer.timings = _timings(prep, first)
     yield "answer", answer
@@ -263,7 +277,7 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     checked = [_check_sentence(text, cites, by_n) for text, cites in written]
     lead = [s for s in checked if s.supported]
     cited = {n for s in lead for n in s.cites}
-    if not lead:
+    if not lead and prep.shape.kind == "multi":
         prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
     # a multi-paper answer keeps one block per relevant paper, whichever ones the model named
     evidence = compose.evidence(prep.sources, prep.shape, None if prep.shape.kind == "multi" else cited or None)

@@ -1,10 +1,13 @@
 """Prompt texts and fixed phrases. Constants, so code, tests and evals can look for them.
 
 Small local models follow an instruction best when it sits in the user turn right after the
-sources and the question, and decline reliably only when given one exact word to write (the
-`NOT FOUND` sentinel). Even so, Qwen2.5-1.5B writes NOT FOUND for some answerable questions, so
-its refusal is one signal among several (rag.answer.pipeline._declined), not the verdict.
-The task line depends on the shape of the question (rag.answer.shape).
+sources and the question. Ollama's models are given one exact word to decline with (the
+`NOT FOUND` sentinel); the embedded models are not: offered it, Qwen2.5-Coder-1.5B wrote NOT FOUND
+for 27 of 51 answerable dev questions whose answer was in its prompt (model key-fact recall 0.29;
+without it 0 of 51 and 0.54; evals/reports/prompt-variants.md). Their abstention comes from the
+other signals instead (rag.answer.pipeline): weak evidence, names no source mentions, and an
+answer none of whose sentences the checker can back. The task line depends on the shape of the
+question (rag.answer.shape).
 """
 
 ABSTAIN_TEXT = "The corpus does not say."
@@ -18,6 +21,7 @@ TASKS = {
     "metadata": "Answer in one short sentence.",
 }
 RULES = f"Cite the source number in brackets, like [1]. If the sources say nothing about it, write only: {NOT_FOUND}"
+EMBEDDED_RULES = "Cite the source number in brackets, like [1]."
 
 # Sources first, then the question and the task in one user turn, no system prompt: measured on
 # 25 dev questions, a system prompt made Qwen2.5-1.5B decline far more answerable questions.

@@ -4,7 +4,8 @@
                        [--out DIR] [--no-answers] [--gate] [--json]
 
 Retrieval is measured for BM25 alone, dense alone and hybrid in one run; answers for each
-requested backend. Reports: results.json (per-question records and aggregates), summary.md
+requested backend. A backend may name its model, `llamacpp:qwen2.5-coder-0.5b` or
+`ollama:llama3.2:3b`, so one run compares models on the same questions (`make eval-models`). Reports: results.json (per-question records and aggregates), summary.md
 and PNG charts in --out. Deltas are printed against evals/baseline.json; --gate fails when an
 aggregate falls below evals/thresholds.json.
 """
@@ -18,12 +19,13 @@ from pathlib import Path
 
 from rag.eval import metrics as m
 from rag.answer.pipeline import ask, resolve_query
-from rag.errors import RagError
+from rag.errors import InputError, RagError
 from rag.eval.gold import GoldItem, load_gold, select_split
 from rag.query.retrieval import get_retriever
 from rag.settings import Settings
 
 MODES = ("bm25", "dense", "hybrid")
+ANSWER_BACKENDS = ("extractive", "llamacpp", "ollama")
 BASELINE = Path("evals/baseline.json")
 THRESHOLDS = Path("evals/thresholds.json")
 
@@ -46,10 +48,28 @@ def run_retrieval(items: list[GoldItem], settings: Settings) -> list[dict]:
     return records
 
 
+def backend_spec(text: str) -> tuple[str, dict]:
+    """`name[:model]` -> (backend name, settings overrides); the error names the choices."""
+    from rag.llm.models import MODELS
+
+    name, _, model = text.partition(":")
+    if name not in ANSWER_BACKENDS:
+        raise InputError(f"--backend {text!r}: choose one of {', '.join(ANSWER_BACKENDS)}, optionally with "
+                         f":<model> (e.g. llamacpp:{next(iter(MODELS))})")
+    if not model:
+        return name, {}
+    if name == "llamacpp" and model not in MODELS:
+        raise InputError(f"--backend {text!r}: the embedded models are {', '.join(MODELS)}")
+    if name == "extractive":
+        raise InputError(f"--backend {text!r}: the extractive backend has no model")
+    return name, {"llamacpp_model" if name == "llamacpp" else "ollama_model": model}
+
+
 def answer_record(it: GoldItem, backend: str, settings: Settings) -> dict:
     rec = {"id": it.id, "type": it.type, "split": it.split, "question": it.question, "backend": backend}
+    name, overrides = backend_spec(backend)
     try:
-        a = ask(it.question, history=it.history, backend=backend, settings=settings)
+        a = ask(it.question, history=it.history, backend=name, settings=settings.with_overrides(**overrides))
     except RagError as e:
         return {**rec, "error": str(e)}
     gold = {t for t in it.gold_titles}
@@ -172,6 +192,8 @@ def main(args, settings: Settings) -> int:
 
     items = select_split(load_gold(args.gold), args.split)
     backends = args.backend or ["extractive"]
+    for backend in backends:
+        backend_spec(backend)  # a typo fails here, not after an hour of answers
     results = evaluate(items, settings, backends, answers=not args.no_answers)
     results["meta"].update({"gold": str(args.gold), "split": args.split})
     current = flatten(results["aggregates"])

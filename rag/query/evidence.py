@@ -41,12 +41,12 @@ class Source:
         """The k best sentences, in abstract order (how a reader expects to see them)."""
         return sorted(self.sentences[:k], key=lambda s: s.pos)
 
-    def header(self) -> str:
-        meta = metadata_text(self.hit.meta)
-        return f"[{self.n}] {self.hit.title}" + (f" ({meta})" if meta else "")
+    def header(self, meta: bool = True) -> str:
+        details = metadata_text(self.hit.meta) if meta else ""
+        return f"[{self.n}] {self.hit.title}" + (f" ({details})" if details else "")
 
-    def render(self) -> str:
-        return "\n".join([self.header()] + [s.text for s in sorted(self.sentences, key=lambda s: s.pos)])
+    def render(self, meta: bool = True) -> str:
+        return "\n".join([self.header(meta)] + [s.text for s in sorted(self.sentences, key=lambda s: s.pos)])
 
 
 def metadata_text(meta: dict) -> str:
