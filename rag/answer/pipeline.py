@@ -31,6 +31,7 @@ from rag.answer.types import Answer, Citation, Sentence
 from rag.errors import InputError
 from rag.llm.base import BACKENDS, ChatBackend, get_backend
 from rag.query import evidence as ev
+from rag.query.facets import facets
 from rag.query.questions import MAX_QUESTION_CHARS, check_history as _check_history, check_question as _check_question
 from rag.query.retrieval import Filters, Hit, search
 from rag.settings import Settings, get_settings
@@ -91,12 +92,24 @@ def prepare(question: str, *, history=None, backend: str | None = None, model: s
     query = resolve_query(question, history)
     hits = search(query, k=settings.top_k, filters=filters, settings=settings)
     shape = classify(question)
+    pinned = _facet_hits(question, shape, filters, settings) if shape.kind == "multi" else []
+    hits = pinned + [h for h in hits if h.paper_id not in {p.paper_id for p in pinned}]
     papers = min(shape.papers, settings.sources_in_prompt)
-    sources = ev.select(question, hits, settings.ollama_evidence_tokens, papers, shape.within, PER_PAPER,
-                        shape.score_ratio, shape.claim_bonus)
+    sources = ev.select(question, hits, settings.ollama_evidence_tokens, papers, shape.within,
+                        max(PER_PAPER, shape.quotes), shape.score_ratio, shape.claim_bonus, pinned=len(pinned))
     prep = Prepared(question, query, hits, sources, shape, settings, [], started)
     prep.timings["sources_s"] = round(time.perf_counter() - started, 3)
     return prep
+
+
+def _facet_hits(question: str, shape: Shape, filters: Filters | None, settings: Settings) -> list[Hit]:
+    """The top paper for each part of a question that describes several ("one on A, one on B")."""
+    pinned: list[Hit] = []
+    for query in facets(question)[:settings.sources_in_prompt]:
+        top = search(query, k=1, filters=filters, settings=settings)
+        if top and top[0].paper_id not in {h.paper_id for h in pinned}:
+            pinned.append(top[0])
+    return pinned
 
 
 def _settings_for(settings: Settings, backend, model, k) -> Settings:
