@@ -209,9 +209,9 @@ def cmd_ask(args) -> int:
     options = dict(history=args.history, backend=args.backend, model=args.model, k=args.k,
                    filters=_filters(args), settings=settings)
     if args.json:
-        _print_json(_with_index(lambda: ask(args.question, **options)).to_dict())
+        _print_json(_with_index(lambda: ask(args.question, overlap=True, **options)).to_dict())
         return 0
-    answer = _with_index(lambda: _stream_to_terminal(ask_stream(args.question, **options)))
+    answer = _with_index(lambda: _stream_to_terminal(ask_stream(args.question, overlap=True, **options)))
     _print_footer(answer, settings)
     return 0
 

@@ -51,3 +51,15 @@ def test_ask_json_is_the_answer_object(corpus_settings):
     answer = json.loads(proc.stdout)
     assert answer["abstained"] is False and answer["backend"] == "extractive"
     assert {c["paper_id"] for c in answer["citations"]} <= {r["paper_id"] for r in answer["retrieved"]}
+
+
+def test_ask_loads_the_model_while_a_child_retrieves_and_answers_the_same(corpus_settings):
+    import rag
+
+    q = "How many multilingual benchmarks did the position paper examine?"
+    proc = _run(["ask", q, "--backend", "llamacpp", "--json"], corpus_settings)
+    answer = json.loads(proc.stdout)
+    assert answer["timings"]["backend_overlapped_s"] > 0  # the fork path ran, not the fallback
+    in_process = rag.ask(q, backend="llamacpp", settings=corpus_settings)
+    assert answer["text"] == in_process.text and not answer["abstained"]
+    assert answer["sources"] == in_process.to_dict()["sources"]
