@@ -269,6 +269,15 @@ def test_abstention_looks_different_and_lists_the_closest_papers():
     assert "&lt;b&gt;Near&lt;/b&gt; miss" in html and "The corpus does not say." in html
     assert render.sources_html(answer, 3) == ""
     assert "rag-abstained" not in render.answer_html(evil_answer(), 3)
+    assert "rag-unverified" not in html
+
+
+def test_an_abstention_keeps_the_models_unbackable_guess_collapsed():
+    guess = Sentence("The coefficient was <0.01>.", [1], False, "number 0.01 is not in the abstract")
+    html = render.answer_html(evil_answer(abstained=True, citations=[], sentences=[], unverified=[guess]), 4)
+    collapsed = html.split('<details class="rag-unverified">', 1)[1]
+    assert "&lt;0.01&gt;" in collapsed and "rag-unsupported-tag" in collapsed
+    assert "The corpus does not say." in html.split("<details", 1)[0]
 
 
 def test_evidence_missing_from_the_abstract_is_still_shown():

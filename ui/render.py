@@ -69,8 +69,8 @@ def evidence_preview_html(sources) -> str:
 
 def answer_html(answer, turn_id: object) -> str:
     """One answer: sentences with linked [n] markers, or an abstention; then its metadata."""
-    if answer.abstained:
-        body, cls = _abstention(answer), "rag-answer rag-abstained"
+    if answer.abstained:  # an unbackable guess may be why it abstained: kept, collapsed, marked
+        body, cls = _abstention(answer) + _unverified(answer, turn_id, {}), "rag-answer rag-abstained"
     else:
         body, cls = _sentences(answer, turn_id), "rag-answer"
     return (f'<div class="{cls}" id="{turn_anchor(turn_id)}">{body}{_notes(answer)}'
@@ -94,11 +94,16 @@ def _sentences(answer, turn_id) -> str:
     if items:
         lis = "".join(f"<li>{' '.join(i)}</li>" for i in items)
         parts.append(f'<div class="rag-evidence-head">Evidence</div><ul class="rag-evidence-list">{lis}</ul>')
-    if answer.unverified:
-        bad = " ".join(_sentence(s, turn_id, titles) for s in answer.unverified)
-        parts.append(f'<details class="rag-unverified"><summary>⚠ {len(answer.unverified)} sentence(s) the checker '
-                     f'could not back (hidden)</summary><p>{bad}</p></details>')
+    parts.append(_unverified(answer, turn_id, titles))
     return "".join(parts)
+
+
+def _unverified(answer, turn_id, titles: dict[int, str]) -> str:
+    if not answer.unverified:
+        return ""
+    bad = " ".join(_sentence(s, turn_id, titles) for s in answer.unverified)
+    return (f'<details class="rag-unverified"><summary>⚠ {len(answer.unverified)} sentence(s) the checker '
+            f'could not back (hidden)</summary><p>{bad}</p></details>')
 
 
 def _sentence(s, turn_id, titles: dict[int, str]) -> str:
