@@ -231,9 +231,3 @@ def _copy_hashing(parts: list[Path], fd: int, total: int, progress) -> str:
         out.flush()
         os.fsync(out.fileno())
     return h.hexdigest()
-
-
-def fallback_chain(key: str) -> list[ModelSpec]:
-    """The chosen model, then every smaller one (the order `auto` tries them in)."""
-    keys = list(MODELS)
-    return [MODELS[k] for k in keys[keys.index(key):]]
