@@ -135,12 +135,21 @@ def test_model_declining_a_multi_paper_question_does_not_abstain(corpus_settings
     assert any("closest evidence is quoted" in n for n in answer.notes)
 
 
-def test_an_answer_nothing_backs_abstains_and_keeps_the_guess_apart(corpus_settings, fake):
-    fake.reply = "The position paper examined exactly 7,315 benchmarks from 96 countries [1]."  # invented numbers
-    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+def test_an_unbacked_answer_about_what_no_abstract_mentions_abstains(corpus_settings, fake):
+    fake.reply = "The position paper used a KL penalty coefficient of 0.05 [1]."  # invented
+    answer = rag.ask("What KL penalty coefficient did the position paper on multilingual benchmarks use?",
+                     backend="ollama", settings=_settings(corpus_settings, fake))
     assert answer.abstained and answer.citations == []
     assert [s.text for s in answer.unverified] and not any(s.supported for s in answer.unverified)
-    assert any("could be verified" in n for n in answer.notes)
+    assert any("never mention" in n and "coeffici" in n for n in answer.notes)
+
+
+def test_an_unbacked_answer_over_evidence_that_holds_the_answer_quotes_it(corpus_settings, fake):
+    fake.reply = "The position paper examined exactly 7,315 benchmarks from 96 countries [1]."  # garbled
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert not answer.abstained and answer.citations[0].title.startswith("The Bitter Lesson")
+    assert "2,000" in answer.text and "7,315" not in answer.text and answer.unverified
+    assert any("best evidence is quoted" in n for n in answer.notes)
 
 
 def test_an_unbacked_multi_paper_answer_still_stands_on_the_evidence(corpus_settings, fake):

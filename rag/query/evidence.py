@@ -176,6 +176,33 @@ def unmatched_names(question: str, sources: list[Source]) -> list[str]:
     return sorted(n for n in names if not _named_in(n, text, squashed))
 
 
+# "What KL penalty coefficient was used …": the words between the wh-word and the first verb or
+# preposition name the thing asked for; generic words ("paper", "exact") name nothing.
+_ASKS = re.compile(r"\b(?:what|which|how many|how much)\s+(.*)", re.I | re.S)
+_PHRASE_END = re.compile(r"\b(?:is|are|was|were|did|does|do|has|have|had|can|could|would|should|will|to|in|on|"
+                         r"for|of|from|by|with|that|when|after|at|as)\b", re.I)
+_GENERIC = content_stems("paper papers work works study studies method methods approach approaches model models "
+                         "exact exactly specific value values number")
+
+
+def asked_for(question: str) -> set[str]:
+    """Content stems of what a wh-question asks for: 'What KL penalty coefficient was used?' ->
+    {kl, penalti, coeffici}; empty when the question does not name it ('How much did it gain?')."""
+    m = _ASKS.search(question)
+    if not m:
+        return set()
+    end = _PHRASE_END.search(m.group(1))
+    return content_stems(m.group(1)[: end.start()] if end else "") - _GENERIC
+
+
+def asked_for_missing(question: str, sources: list[Source]) -> list[str]:
+    """The stems of the asked-for thing that no retrieved abstract contains, when most are missing."""
+    wanted = asked_for(question)
+    have = content_stems(" ".join(f"{s.hit.title} {s.hit.abstract}" for s in sources))
+    missing = sorted(wanted - have)
+    return missing if wanted and len(missing) > len(wanted) / 2 else []
+
+
 def relevance_signal(sources: list[Source]) -> float:
     """How well the best evidence matches the question; drives abstention."""
     return float(np.max([s.relevance for s in sources])) if sources else 0.0
