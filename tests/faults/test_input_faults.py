@@ -86,8 +86,11 @@ def test_ctrl_c_while_an_answer_streams(built):
     """SIGINT mid-stream (a slow Ollama writing its answer): exit 130, one line, no traceback."""
     with FakeOllama(reply="Graded answer " * 200, chunk_delay=0.05) as fake:
         env = cli_env(built.data_dir, built.seed_dir, RAG_OLLAMA_HOST=fake.url)
+        # SIG_DFL first: a suite started in the background without job control inherits SIGINT as
+        # ignored, and Python then installs no KeyboardInterrupt handler (the CLI would finish the answer)
         proc = subprocess.Popen([sys.executable, "-m", "rag", "ask", QUESTION, "--backend", "ollama"], env=env,
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         for line in iter(proc.stdout.readline, ""):  # sources print first, then a "Draft (…):" line
             if line.startswith("Draft"):
                 break
