@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.citations import answer_sentences, parse_markers, supports
+from rag.answer.citations import answer_sentences, missing_numbers, parse_markers, supports
 
 # Recorded shapes of SmolLM2 / llama3 outputs (3 numbered sources).
 @pytest.mark.parametrize("raw,cited,removed", [
@@ -42,7 +42,23 @@ def test_supported_sentence():
 
 def test_invented_number_is_unsupported():
     s = supports(EVIDENCE, "The paper examines 3,500 multilingual benchmarks.")
-    assert not s.ok and "3500" in s.reason
+    assert not s.ok and "3,500" in s.reason
+
+
+@pytest.mark.parametrize("sentence, evidence", [
+    ("It annotated 8,000 educational interactions.", "a dataset of 8k educational interactions"),
+    ("It was tested on 8 reasoning tasks.", "experiments on eight reasoning tasks"),
+    ("They release 1,500,000 samples.", "we release 1.5 million samples"),
+    ("The 7B model.", "a 7B model"),
+    ("It examined 2000 benchmarks.", "over 2,000+ benchmarks"),
+])
+def test_a_number_in_another_form_is_the_same_number(sentence, evidence):
+    assert missing_numbers(sentence, evidence) == []
+
+
+def test_a_different_number_is_missing_in_every_form():
+    assert missing_numbers("It annotated 80,000 interactions and 9 tasks.", "8k interactions, eight tasks") == ["80,000", "9"]
+    assert missing_numbers("Scores 1,2 and 12.", "a list: 12") == ["1,2"]
 
 
 def test_invented_name_is_unsupported():

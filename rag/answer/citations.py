@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from rag.index.chunking import split_sentences
@@ -96,18 +97,71 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
-def _norm_num(tok: str) -> str:
-    return tok.replace(",", "").rstrip("%").rstrip(".")
-
-
 def content_stems(text: str) -> set[str]:
     # one-letter tokens carry no content: the "s" of a possessive ("AsyncFlow's"), "(i)", "k" in "top k"
     words = [w.lower() for w in _WORD.findall(text) if len(w) > 1 and w.lower() not in _STOP and not w[0].isdigit()]
     return set(_stemmer().stemWords(words))
 
 
+# --- numbers ---------------------------------------------------------------------------------
+# An abstract writes "8k interactions", "eight reasoning tasks", "1.5 million"; a model that copies
+# the fact writes "8,000", "8", "1,500,000". Every number is compared by value, in every form the
+# text allows: as written, and scaled by a following k/M/B/T or thousand/million/billion/trillion.
+_SCALES = {"k": 3, "thousand": 3, "m": 6, "million": 6, "b": 9, "billion": 9, "t": 12, "trillion": 12}
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split())} | {
+    w: str(10 * i) for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)}
+_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)%?(?:\s*(k|m|b|t|thousand|million|billion|trillion)(?![a-z]))?", re.I)
+_WORD_NUMBER = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b", re.I)
+
+
+def _value(digits: str) -> Decimal | None:
+    """'2,000' -> 2000, '1.50' -> 1.5; a comma followed by other than three digits is a list ('1,2')."""
+    if re.search(r",(?!\d{3}(?:\D|$))", digits):
+        return None
+    try:
+        return Decimal(digits.replace(",", "").rstrip("."))
+    except InvalidOperation:
+        return None
+
+
+def _canon(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def numbers_in(text: str) -> set[str]:
-    return {_norm_num(t) for t in re.findall(r"\d+(?:[.,]\d+)*%?", text)}
+    """The numbers written with digits in `text`, by value ('2,000+' -> '2000', '36.3%' -> '36.3')."""
+    out = set()
+    for m in _QUANTITY.finditer(text):
+        value = _value(m.group(1))
+        out.add(_canon(value) if value is not None else m.group(1))
+    return out
+
+
+def values_in(text: str) -> set[str]:
+    """Every value `text` states: its numbers as written, scaled by their unit word, and number words."""
+    out = numbers_in(text) | {_NUMBER_WORDS[w.lower()] for w in _WORD_NUMBER.findall(text)}
+    for m in _QUANTITY.finditer(text):
+        value = _value(m.group(1))
+        if value is not None and m.group(2):
+            out.add(_canon(value.scaleb(_SCALES[m.group(2).lower()])))
+    return out
+
+
+def missing_numbers(sentence: str, evidence: str) -> list[str]:
+    """Numbers of `sentence` that `evidence` does not state in any form ('8,000' is in '8k')."""
+    have = values_in(evidence)
+    out = []
+    for m in _QUANTITY.finditer(sentence):
+        value = _value(m.group(1))
+        forms = {_canon(value) if value is not None else m.group(1)}
+        if value is not None and m.group(2):
+            forms.add(_canon(value.scaleb(_SCALES[m.group(2).lower()])))
+        if not forms & have:
+            out.append(m.group(0).strip())
+    return out
 
 
 def entities_in(sentence: str) -> list[str]:
@@ -144,9 +198,9 @@ class Support:
 
 def supports(evidence: str, sentence: str) -> Support:
     """Does `evidence` back `sentence`? Numbers and names must occur, content must overlap."""
-    missing_nums = numbers_in(sentence) - numbers_in(evidence)
+    missing_nums = missing_numbers(sentence, evidence)
     if missing_nums:
-        return Support(False, f"number {sorted(missing_nums)[0]} is not in the cited abstract")
+        return Support(False, f"number {missing_nums[0]} is not in the cited abstract")
     ev_lower = evidence.lower()
     missing_names = [e for e in entities_in(sentence) if not _named(e, ev_lower)]
     if missing_names:
