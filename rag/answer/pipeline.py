@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rag.answer import compose
-from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, parse_markers, supports
+from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, missing_numbers, parse_markers, supports
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
                                 SMALL_RULES, TASKS, USER)
 from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, classify
@@ -288,19 +288,31 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
 
 def _unbacked(prep: Prepared, answer: Answer, relevance: float, raw: str) -> Answer:
     """A question with one answer, and nothing the model wrote can be backed. When the abstracts
-    also lack the thing asked for, the answer is a guess: abstain (dev: unanswerables got past
-    retrieval and were answered with invented numbers). Otherwise the model garbled evidence that
-    holds the answer: quote it. The second signal is required: on the test split, abstaining on an
-    unbacked answer alone declined 9 of 75 answerable questions (0.12), 7 of them by that rule."""
-    missing = ev.asked_for_missing(prep.question, prep.sources)
-    if not missing:
+    also lack the thing asked for, or the answer states a number no retrieved abstract (nor the
+    question) states in any form, the answer is a guess: abstain (unanswerables that got past
+    retrieval were answered with invented learning rates and scores). Otherwise the model garbled
+    evidence that holds the answer: quote it. A second signal is required: on the test split,
+    abstaining on an unbacked answer alone declined 9 of 75 answerable questions (0.12)."""
+    reason = _guess_reason(prep, raw)
+    if not reason:
         prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
         return answer
-    prep.notes.append(f"none of the model's sentences could be verified, and the retrieved abstracts never "
-                      f"mention the {' '.join(missing)} asked for")
+    prep.notes.append(f"none of the model's sentences could be verified, and {reason}")
     abstained = _abstain(prep, relevance, raw)
     abstained.unverified = answer.unverified
     return abstained
+
+
+def _guess_reason(prep: Prepared, raw: str) -> str | None:
+    missing = ev.asked_for_missing(prep.question, prep.sources)
+    if missing:
+        return f"the retrieved abstracts never mention the {' '.join(missing)} asked for"
+    said = " ".join(text for text, _ in _model_sentences(raw, len(prep.sources))[0])
+    known = " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
+    invented = missing_numbers(said, known)
+    if invented:
+        return f"no retrieved abstract states its number {invented[0]}"
+    return None
 
 
 def _refuses(text: str) -> bool:
