@@ -160,6 +160,13 @@ def test_an_unbacked_answer_with_a_number_no_abstract_states_abstains(corpus_set
     assert any("7,315" in n for n in answer.notes)
 
 
+def test_an_answer_without_the_quantity_asked_for_abstains(corpus_settings, fake):
+    fake.reply = "The position paper on multilingual evaluation examined multilingual benchmarks [1]."  # restates
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.abstained and answer.citations == []
+    assert any("states none" in n for n in answer.notes)
+
+
 def test_a_number_copied_in_another_form_is_backed(corpus_settings, fake):
     fake.reply = "The position paper examined more than two thousand benchmarks from 148 countries [1]."
     answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))

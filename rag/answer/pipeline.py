@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rag.answer import compose
-from rag.answer.citations import answer_sentences, best_evidence_sentence, content_stems, missing_numbers, parse_markers, supports
+from rag.answer.citations import (answer_sentences, best_evidence_sentence, content_stems, missing_numbers,
+                                  parse_markers, supports, values_in)
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
                                 SMALL_RULES, TASKS, USER)
 from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, classify
@@ -279,7 +280,10 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
     else:
         answer = _checked(prep, raw, relevance)
-        if prep.shape.kind != "multi" and not any(s.supported for s in answer.model_sentences):
+        if prep.shape.kind != "multi" and _no_number(prep, raw):
+            prep.notes.append("the question asks for a quantity and the model's answer states none")
+            answer = _abstain(prep, relevance, raw)
+        elif prep.shape.kind != "multi" and not any(s.supported for s in answer.model_sentences):
             answer = _unbacked(prep, answer, relevance, raw)
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens
     answer.timings = _timings(prep, first)
@@ -301,6 +305,16 @@ def _unbacked(prep: Prepared, answer: Answer, relevance: float, raw: str) -> Ans
     abstained = _abstain(prep, relevance, raw)
     abstained.unverified = answer.unverified
     return abstained
+
+
+def _no_number(prep: Prepared, raw: str) -> bool:
+    """Asked "how many …", the model wrote no number the question does not already hold: it found
+    none (dev: it restates the question, "the paper periodically re-estimates difficulty …", when
+    the abstract lacks the quantity; no answerable dev question was answered that way)."""
+    if not ev.wants_number(prep.question):
+        return False
+    said = " ".join(text for text, _ in _model_sentences(raw, len(prep.sources))[0])
+    return not values_in(said) - values_in(prep.retrieval_query)
 
 
 def _guess_reason(prep: Prepared, raw: str) -> str | None:

@@ -64,6 +64,13 @@ def metadata_text(meta: dict) -> str:
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|fast|large|big|often|well|far)|what (percentage|share|fraction|score|"
                         r"accuracy|rate|size|gain|improvement|speedup)|by how|what (is|was) the (number|size))\b", re.I)
+
+
+def wants_number(question: str) -> bool:
+    """Does the question ask for a quantity ("how many …", "what accuracy …")?"""
+    return bool(_NUMERIC_Q.search(question))
+
+
 # Tuned on the dev split (scripted sweep over the gold questions, test split checked after):
 LEXICAL_WEIGHT = 0.3  # cosine alone misses exact terms (dataset names, metrics)
 NUMBER_BONUS = 0.3  # "how many…" wants the sentence that has the number
