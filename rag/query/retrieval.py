@@ -124,18 +124,7 @@ class Retriever:
             raise store.IndexStaleError(f"the BM25 files of {self.name} are not in {folder.parent}; "
                                         "recreate them with `python -m rag index`")
         self.lex = Lexicon(folder)
-        self._opening = _opener.submit(self._open, settings)
-
-    def _open(self, settings: Settings):
-        """Open the collection, then make one query: an embedded Chroma loads the whole HNSW graph
-        into memory on a collection's first query (~0.7 s at 100k papers), and here that happens
-        while the main thread loads MiniLM and embeds the question, not after."""
-        collection = store.open_collection(settings, self.name)
-        if not settings.chroma_host and len(self.lex):  # a server keeps its graph loaded
-            probe = np.zeros(self.lex.vectors.shape[1], dtype=np.float32)
-            probe[0] = 1.0
-            collection.query(query_embeddings=[probe.tolist()], n_results=1, include=[])
-        return collection
+        self._opening = _opener.submit(store.open_collection, settings, self.name)
 
     @property
     def collection(self):
