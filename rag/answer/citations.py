@@ -131,37 +131,27 @@ def _canon(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def numbers_in(text: str) -> set[str]:
-    """The numbers written with digits in `text`, by value ('2,000+' -> '2000', '36.3%' -> '36.3')."""
-    out = set()
-    for m in _QUANTITY.finditer(text):
-        value = _value(m.group(1))
-        out.add(_canon(value) if value is not None else m.group(1))
-    return out
+def _forms(m: re.Match) -> set[str]:
+    """One written number's values: as written, and scaled by its unit word ('8k' -> 8, 8000)."""
+    value = _value(m.group(1))
+    if value is None:
+        return {m.group(1)}
+    forms = {_canon(value)}
+    if m.group(2):
+        forms.add(_canon(value.scaleb(_SCALES[m.group(2).lower()])))
+    return forms
 
 
 def values_in(text: str) -> set[str]:
-    """Every value `text` states: its numbers as written, scaled by their unit word, and number words."""
-    out = numbers_in(text) | {_NUMBER_WORDS[w.lower()] for w in _WORD_NUMBER.findall(text)}
-    for m in _QUANTITY.finditer(text):
-        value = _value(m.group(1))
-        if value is not None and m.group(2):
-            out.add(_canon(value.scaleb(_SCALES[m.group(2).lower()])))
-    return out
+    """Every value `text` states: its numbers in all their forms, and number words."""
+    return {v for m in _QUANTITY.finditer(text) for v in _forms(m)} | {
+        _NUMBER_WORDS[w.lower()] for w in _WORD_NUMBER.findall(text)}
 
 
 def missing_numbers(sentence: str, evidence: str) -> list[str]:
     """Numbers of `sentence` that `evidence` does not state in any form ('8,000' is in '8k')."""
     have = values_in(evidence)
-    out = []
-    for m in _QUANTITY.finditer(sentence):
-        value = _value(m.group(1))
-        forms = {_canon(value) if value is not None else m.group(1)}
-        if value is not None and m.group(2):
-            forms.add(_canon(value.scaleb(_SCALES[m.group(2).lower()])))
-        if not forms & have:
-            out.append(m.group(0).strip())
-    return out
+    return [m.group(0).strip() for m in _QUANTITY.finditer(sentence) if not _forms(m) & have]
 
 
 def entities_in(sentence: str) -> list[str]:
