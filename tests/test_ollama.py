@@ -181,6 +181,20 @@ def test_an_unbacked_multi_paper_answer_still_stands_on_the_evidence(corpus_sett
     assert answer.unverified and not any(s.origin == "model" for s in answer.sentences)
 
 
+def test_a_multi_paper_answer_that_only_names_the_papers_leads_with_their_blocks(corpus_settings, fake):
+    def titles_only(request: dict) -> str:
+        heads = re.findall(r"^\[(\d)\] (.+?)(?: \((?:published|organisation|\d+ authors|\d+ upvotes)[^\n]*)?$",
+                           request["messages"][-1]["content"], re.M)
+        return " ".join(f"[{n}] {title}" for n, title in heads)
+
+    fake.reply = titles_only
+    answer = rag.ask("Which papers teach language models to refuse questions they do not know the answer to?",
+                     backend="ollama", settings=_settings(corpus_settings, fake))
+    assert not answer.abstained and len(answer.citations) >= 2
+    assert not any(s.origin == "model" for s in answer.sentences)  # no run-together titles lead
+    assert all(f"[{c.n}]" in answer.text for c in answer.citations)
+
+
 def test_ollama_is_offered_the_not_found_sentinel(corpus_settings, fake):
     rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
     assert NOT_FOUND in fake.chat_requests[-1]["messages"][-1]["content"]

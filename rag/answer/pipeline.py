@@ -385,6 +385,8 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     cited = {n for s in lead for n in s.cites}
     if not lead and prep.shape.kind == "multi":
         prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
+    if prep.shape.kind == "multi":  # each paper gets its own block with its title below
+        lead = [s for s in lead if not _names_only(s.text, prep.sources)]
     # a multi-paper answer keeps one block per relevant paper, whichever ones the model named
     evidence = compose.evidence(prep.sources, prep.shape, None if prep.shape.kind == "multi" else cited or None)
     answer = _answer(prep, lead + evidence, relevance, raw)
@@ -393,6 +395,14 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     if removed:
         answer.notes.append(f"removed citations to unknown sources: {removed}")
     return answer
+
+
+def _names_only(text: str, sources: list[ev.Source]) -> bool:
+    """Does the sentence only name papers ("[1] Title A [2] Title B")? The 1.5B model answers
+    "which papers …" that way; leading with the titles run together says nothing the blocks don't."""
+    for source in sources:
+        text = re.sub(re.escape(source.hit.title), " ", text, flags=re.I)
+    return not content_stems(text) - content_stems("paper papers study studies work")
 
 
 def _answer(prep: Prepared, sentences: list[Sentence], relevance: float, raw: str) -> Answer:
