@@ -311,19 +311,20 @@ def _no_number(prep: Prepared, raw: str) -> bool:
     """Asked "how many …", the model wrote no number the question does not already hold: it found
     none (dev: it restates the question, "the paper periodically re-estimates difficulty …", when
     the abstract lacks the quantity; no answerable dev question was answered that way)."""
-    if not ev.wants_number(prep.question):
-        return False
-    said = " ".join(text for text, _ in _model_sentences(raw, len(prep.sources))[0])
-    return not values_in(said) - values_in(prep.retrieval_query)
+    return ev.wants_number(prep.question) and not values_in(_said(prep, raw)) - values_in(prep.retrieval_query)
+
+
+def _said(prep: Prepared, raw: str) -> str:
+    """The model's sentences without their citation markers."""
+    return " ".join(text for text, _ in _model_sentences(raw, len(prep.sources))[0])
 
 
 def _guess_reason(prep: Prepared, raw: str) -> str | None:
     missing = ev.asked_for_missing(prep.question, prep.sources)
     if missing:
         return f"the retrieved abstracts never mention the {' '.join(missing)} asked for"
-    said = " ".join(text for text, _ in _model_sentences(raw, len(prep.sources))[0])
     known = " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
-    invented = missing_numbers(said, known)
+    invented = missing_numbers(_said(prep, raw), known)
     if invented:
         return f"no retrieved abstract states its number {invented[0]}"
     return None
