@@ -280,7 +280,7 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
     else:
         answer = _checked(prep, raw, relevance)
-        if prep.shape.kind != "multi" and _no_number(prep, raw):
+        if prep.shape.kind != "multi" and _no_number(prep, answer):
             prep.notes.append("the question asks for a quantity and the model's answer states none")
             answer = _abstain(prep, relevance, raw)
         elif prep.shape.kind != "multi" and not any(s.supported for s in answer.model_sentences):
@@ -297,7 +297,7 @@ def _unbacked(prep: Prepared, answer: Answer, relevance: float, raw: str) -> Ans
     retrieval were answered with invented learning rates and scores). Otherwise the model garbled
     evidence that holds the answer: quote it. A second signal is required: on the test split,
     abstaining on an unbacked answer alone declined 9 of 75 answerable questions (0.12)."""
-    reason = _guess_reason(prep, raw)
+    reason = _guess_reason(prep, answer)
     if not reason:
         prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
         return answer
@@ -307,24 +307,24 @@ def _unbacked(prep: Prepared, answer: Answer, relevance: float, raw: str) -> Ans
     return abstained
 
 
-def _no_number(prep: Prepared, raw: str) -> bool:
+def _no_number(prep: Prepared, answer: Answer) -> bool:
     """Asked "how many …", the model wrote no number the question does not already hold: it found
     none (dev: it restates the question, "the paper periodically re-estimates difficulty …", when
     the abstract lacks the quantity; no answerable dev question was answered that way)."""
-    return ev.wants_number(prep.question) and not values_in(_said(prep, raw)) - values_in(prep.retrieval_query)
+    return ev.wants_number(prep.question) and not values_in(_said(answer)) - values_in(prep.retrieval_query)
 
 
-def _said(prep: Prepared, raw: str) -> str:
-    """The model's sentences without their citation markers."""
-    return " ".join(text for text, _ in _model_sentences(raw, len(prep.sources))[0])
+def _said(answer: Answer) -> str:
+    """What the model wrote (its checked sentences, without citation markers)."""
+    return " ".join(s.text for s in answer.model_sentences)
 
 
-def _guess_reason(prep: Prepared, raw: str) -> str | None:
+def _guess_reason(prep: Prepared, answer: Answer) -> str | None:
     missing = ev.asked_for_missing(prep.question, prep.sources)
     if missing:
         return f"the retrieved abstracts never mention the {' '.join(missing)} asked for"
     known = " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
-    invented = missing_numbers(_said(prep, raw), known)
+    invented = missing_numbers(_said(answer), known)
     if invented:
         return f"no retrieved abstract states its number {invented[0]}"
     return None
@@ -398,12 +398,15 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     return answer
 
 
+_PAPER_WORDS = content_stems("paper papers study studies work")
+
+
 def _names_only(text: str, sources: list[ev.Source]) -> bool:
     """Does the sentence only name papers ("[1] Title A [2] Title B")? The 1.5B model answers
     "which papers …" that way; leading with the titles run together says nothing the blocks don't."""
     for source in sources:
         text = re.sub(re.escape(source.hit.title), " ", text, flags=re.I)
-    return not content_stems(text) - content_stems("paper papers study studies work")
+    return not content_stems(text) - _PAPER_WORDS
 
 
 def _answer(prep: Prepared, sentences: list[Sentence], relevance: float, raw: str) -> Answer:
