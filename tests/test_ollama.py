@@ -167,6 +167,25 @@ def test_an_answer_without_the_quantity_asked_for_abstains(corpus_settings, fake
     assert any("states none" in n for n in answer.notes)
 
 
+@pytest.mark.parametrize("weak", [True, False])
+def test_an_answer_that_only_restates_the_question_counts_as_declined(corpus_settings, fake, weak):
+    question = "What did the position paper on multilingual evaluation conclude about translated benchmarks?"
+    fake.reply = "The position paper on multilingual evaluation concluded about translated benchmarks [1]."
+    settings = _settings(corpus_settings, fake, abstain_declined_below=2.0 if weak else 0.0)
+    answer = rag.ask(question, backend="ollama", settings=settings)
+    assert answer.kind == "fact" and answer.abstained == weak
+    assert not any(s.origin == "model" for s in answer.sentences)  # the echo never leads
+    assert weak or answer.citations[0].title.startswith("The Bitter Lesson")
+
+
+def test_a_sentence_that_only_points_at_a_source_cites_for_the_one_before(corpus_settings, fake):
+    fake.reply = "The position paper examined over 2,000 multilingual benchmarks. This is described in [1]."
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    lead = [s for s in answer.sentences if s.origin == "model"]
+    assert [s.cites for s in lead] == [[1]] and lead[0].supported and not lead[0].attributed
+    assert answer.unverified == [] and answer.model_supported_share == 1.0
+
+
 def test_a_number_copied_in_another_form_is_backed(corpus_settings, fake):
     fake.reply = "The position paper examined more than two thousand benchmarks from 148 countries [1]."
     answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))

@@ -27,6 +27,11 @@ from test_answer import _check_guarantees
     ("Does metadata conditioning help pretraining? Summarize what the corpus reports.", "multi"),
     ("Compare the bandit curriculum with the distribution-level curriculum.", "multi"),
     ("Two synthetic-data studies probe pretrained LMs: what does each find?", "multi"),
+    ("Which two works build procedurally generated deduction corpora?", "multi"),
+    # a count of anything but papers is a detail of one paper
+    ("Which three question-answering datasets were used to evaluate MindMap?", "fact"),
+    ("How many essays were graded in the study comparing four language models?", "fact"),
+    ("By how much did their two mitigation techniques reduce that effect?", "fact"),
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
     ("How many authors wrote the multilingual benchmarking position paper?", "metadata"),

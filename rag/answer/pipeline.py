@@ -267,24 +267,24 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         pieces.append(piece)
         yield "token", piece
     raw = "".join(pieces)
-    declined = _declined(prep, raw)
+    answer = None if _declined(prep, raw) else _checked(prep, raw, relevance)
+    quantityless = answer is not None and prep.shape.kind != "multi" and _no_number(prep, answer)
+    declined = answer is None or (prep.shape.kind == "fact" and _restates(prep, answer))
+    if quantityless:
+        prep.notes.append("the question asks for a quantity and the model's answer states none")
+        answer = _abstain(prep, relevance, raw)
     # The model's NOT FOUND abstains only for a question with one answer: asked "which papers …",
     # the 1.5B model declines answerable questions as a whole (dev: 3 of 15), while the evidence,
     # checked by the other abstention signals first, still answers them paper by paper.
-    if declined and relevance < prep.settings.abstain_declined_below and prep.shape.kind != "multi":
+    elif declined and relevance < prep.settings.abstain_declined_below and prep.shape.kind != "multi":
         prep.notes.append(f"the model found no answer in the sources, and the best evidence relevance "
                           f"{relevance:.2f} < {prep.settings.abstain_declined_below:.2f}")
         answer = _abstain(prep, relevance, raw)
     elif declined:  # strong evidence the model did not use: quote it rather than refuse
         prep.notes.append("the model found no direct answer in the sources; the closest evidence is quoted")
         answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
-    else:
-        answer = _checked(prep, raw, relevance)
-        if prep.shape.kind != "multi" and _no_number(prep, answer):
-            prep.notes.append("the question asks for a quantity and the model's answer states none")
-            answer = _abstain(prep, relevance, raw)
-        elif prep.shape.kind != "multi" and not any(s.supported for s in answer.model_sentences):
-            answer = _unbacked(prep, answer, relevance, raw)
+    elif prep.shape.kind != "multi" and not any(s.supported for s in answer.model_sentences):
+        answer = _unbacked(prep, answer, relevance, raw)
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens
     answer.timings = _timings(prep, first)
     yield "answer", answer
@@ -312,6 +312,15 @@ def _no_number(prep: Prepared, answer: Answer) -> bool:
     none (dev: it restates the question, "the paper periodically re-estimates difficulty …", when
     the abstract lacks the quantity; no answerable dev question was answered that way)."""
     return ev.wants_number(prep.question) and not values_in(_said(answer)) - values_in(prep.retrieval_query)
+
+
+def _restates(prep: Prepared, answer: Answer) -> bool:
+    """The answer to a fact question says nothing the question did not (no new word, no number):
+    the model found no answer and echoed the question ("The three datasets used to evaluate
+    MindMap are [1], [2], and [3]"). Not for "which paper …", where citing the paper answers."""
+    said = _said(answer)
+    new_words = content_stems(said) - content_stems(prep.retrieval_query) - _REFERENCE_WORDS
+    return bool(said) and not new_words and not values_in(said) - values_in(prep.retrieval_query)
 
 
 def _said(answer: Answer) -> str:
@@ -363,15 +372,24 @@ def _check_sentence(text: str, cites: list[int], by_n: dict[int, ev.Source]) -> 
     return Sentence(text, [], False, "cites no source and no source backs it")
 
 
+# A sentence made only of these words points at a source and claims nothing ("This is described in
+# [1].", "It is [1].", "See [2] for details."): its citations belong to the sentence before it.
+_REFERENCE_WORDS = content_stems("described mentioned discussed reported presented stated explained detailed "
+                                 "details see refer referred referenced source sources according")
+
+
 def _model_sentences(raw: str, n_sources: int) -> tuple[list[tuple[str, list[int]]], list[int]]:
-    """(text, cited numbers) per sentence the model wrote, bullets included; and dangling numbers."""
+    """(text, cited numbers) per sentence the model wrote, bullets included; and dangling numbers.
+    A sentence that only points at sources adds its citations to the sentence before it."""
     out, removed = [], []
     for line in raw.splitlines():
         line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line)
         for part in answer_sentences(line):
             marked = parse_markers(part, n_sources)
             removed += [n for n in marked.removed if n not in removed]
-            if marked.text.strip(" .,;:-") and marked.text not in {t for t, _ in out}:  # small models loop
+            if out and not content_stems(marked.text) - _REFERENCE_WORDS:
+                out[-1][1].extend(n for n in marked.cited if n not in out[-1][1])
+            elif marked.text.strip(" .,;:-") and marked.text not in {t for t, _ in out}:  # small models loop
                 out.append((marked.text, marked.cited))
     return out, removed
 

@@ -23,6 +23,11 @@ _ONE = "(" + "|".join(_NOUNS) + ")"
 _MANY = "(" + "|".join(n[:-1] + "ies" if n.endswith("y") else n + "es" if n.endswith("h") else n + "s"
                        for n in _NOUNS) + ")"
 _MOD = r"(?:[\w-]+ ){0,2}"  # up to two modifiers: "which instruction-tuning methods"
+# A count of papers asks for several papers ("which two works", "two synthetic-data studies"); a
+# count of anything else is a detail of one paper ("which three datasets were used to evaluate
+# MindMap", "the study comparing four language models", dev: "their two mitigation techniques").
+_PAPERS = "(papers|works|studies|articles)"
+_COUNT = "(two|three|four|five|several|different)"
 # Who wrote a paper: the listings count its authors but never name them, so this is asked of the
 # listing and answered with an abstention (rag.answer.pipeline._missing_details).
 _NAMES = re.compile(r"\b(first|last|lead|senior|corresponding) authors?\b|\bwho (is|are|was|were) the authors?\b"
@@ -33,9 +38,9 @@ _METADATA = re.compile(
     r"|\bwhen (was|were|did)\b|\bwhat date\b|\bpublished (on|in|when)\b|\bpublication date\b"
     r"|\bhow many (authors|upvotes)\b|\bupvotes?\b|\bnumber of authors\b|\bcame out first\b", re.I)
 _MULTI = re.compile(
-    rf"\b(which|what|any|list( the)?|name( the)?) {_MOD}{_MANY}\b|\b{_MANY} (that|which|in this|in the)\b"
+    rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b|\b{_MANY} (that|which|in this|in the)\b"
     rf"|\bwhat (does )?the (corpus|collection)\b|\bcompare\b|\bboth\b|\band the {_ONE} of\b"
-    rf"|\b(two|three|four|several|different) {_MOD}{_MANY}\b|\bacross (the )?papers\b", re.I)
+    rf"|\b{_COUNT} {_MOD}{_PAPERS}\b|\bacross (the )?papers\b", re.I)
 _PAPER = re.compile(r"\b(which|what) (paper|work|study|article)\b", re.I)
 _WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|any) {_ONE}\b|\btitle of\b", re.I)
 
