@@ -126,13 +126,16 @@ def test_model_declining_strong_evidence_quotes_it_instead(corpus_settings, fake
     assert any("closest evidence is quoted" in n for n in answer.notes)
 
 
-def test_model_declining_a_multi_paper_question_does_not_abstain(corpus_settings, fake):
-    # a 1.5B model declines "which papers …" as a whole; the evidence still answers paper by paper
-    fake.reply = "NOT FOUND"
+@pytest.mark.parametrize("weak", [True, False])
+def test_model_declining_a_multi_paper_question(corpus_settings, fake, weak):
+    # a 1.5B model declines "which papers …" as a whole; strong evidence still answers paper by
+    # paper, weak evidence (a topic no paper covers) abstains
+    fake.reply = "The sources do not provide any information about that."
+    settings = _settings(corpus_settings, fake, abstain_declined_below=2.0 if weak else 0.0)
     answer = rag.ask("Which papers teach language models to refuse questions they do not know the answer to?",
-                     backend="ollama", settings=_settings(corpus_settings, fake, abstain_declined_below=2.0))
-    assert answer.kind == "multi" and not answer.abstained and len(answer.citations) >= 2
-    assert any("closest evidence is quoted" in n for n in answer.notes)
+                     backend="ollama", settings=settings)
+    assert answer.kind == "multi" and answer.abstained == weak
+    assert weak or (len(answer.citations) >= 2 and any("closest evidence is quoted" in n for n in answer.notes))
 
 
 def test_an_unbacked_answer_about_what_no_abstract_mentions_abstains(corpus_settings, fake):
@@ -184,6 +187,23 @@ def test_a_sentence_that_only_points_at_a_source_cites_for_the_one_before(corpus
     lead = [s for s in answer.sentences if s.origin == "model"]
     assert [s.cites for s in lead] == [[1]] and lead[0].supported and not lead[0].attributed
     assert answer.unverified == [] and answer.model_supported_share == 1.0
+
+
+def test_a_which_paper_answer_that_echoes_the_question_shows_the_cited_paper(corpus_settings, fake):
+    question = "Which paper proposes an asynchronous streaming RL framework for LLM post-training?"
+    fake.reply = "The paper that proposes an asynchronous streaming RL framework for LLM post-training is [1]."
+    answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.kind == "which_paper" and not answer.abstained
+    assert answer.citations[0].title.startswith("AsyncFlow") and answer.citations[0].title in answer.text
+    assert answer.unverified == [] and not any(s.origin == "model" for s in answer.sentences)
+
+
+def test_an_unbacked_answer_naming_what_the_top_paper_never_names_abstains(corpus_settings, fake):
+    fake.reply = "The position paper evaluated its benchmarks with GSM8K and HumanEval."  # borrowed names
+    answer = rag.ask("What evaluation suites did the position paper on multilingual benchmarks rely on?",
+                     backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.kind == "fact" and answer.abstained and answer.citations == []
+    assert any("never names" in n for n in answer.notes)
 
 
 def test_a_number_copied_in_another_form_is_backed(corpus_settings, fake):

@@ -32,6 +32,9 @@ from test_answer import _check_guarantees
     ("Which three question-answering datasets were used to evaluate MindMap?", "fact"),
     ("How many essays were graded in the study comparing four language models?", "fact"),
     ("By how much did their two mitigation techniques reduce that effect?", "fact"),
+    # asked of the one study the question points at, "which models" is a detail of that study
+    ("Which language models did the Thought Propagation experiments use?", "fact"),
+    ("Which methods train LLMs to decline problems they cannot reliably solve?", "multi"),
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
     ("How many authors wrote the multilingual benchmarking position paper?", "metadata"),

@@ -168,7 +168,7 @@ def entities_in(sentence: str) -> list[str]:
     return list(out)
 
 
-def _named(name: str, ev_lower: str) -> bool:
+def named_in(name: str, ev_lower: str) -> bool:
     """Does the (lower-cased) evidence name `name`? A hyphenated compound of a name and a plain
     word ("VLM-based", "RL-trained") counts when its named parts occur: the abstract says "VLMs …
     based on", and the plain word is checked with the other content words."""
@@ -192,7 +192,7 @@ def supports(evidence: str, sentence: str) -> Support:
     if missing_nums:
         return Support(False, f"number {missing_nums[0]} is not in the cited abstract")
     ev_lower = evidence.lower()
-    missing_names = [e for e in entities_in(sentence) if not _named(e, ev_lower)]
+    missing_names = [e for e in entities_in(sentence) if not named_in(e, ev_lower)]
     if missing_names:
         return Support(False, f"{missing_names[0]!r} is not in the cited abstract")
     stems = content_stems(sentence)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rag.answer import compose
-from rag.answer.citations import (answer_sentences, best_evidence_sentence, content_stems, missing_numbers,
-                                  parse_markers, supports, values_in)
+from rag.answer.citations import (answer_sentences, best_evidence_sentence, content_stems, entities_in,
+                                  missing_numbers, named_in, parse_markers, supports, values_in)
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
                                 SMALL_RULES, TASKS, USER)
 from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, classify
@@ -268,22 +268,25 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         yield "token", piece
     raw = "".join(pieces)
     answer = None if _declined(prep, raw) else _checked(prep, raw, relevance)
-    quantityless = answer is not None and prep.shape.kind != "multi" and _no_number(prep, answer)
-    declined = answer is None or (prep.shape.kind == "fact" and _restates(prep, answer))
+    # the guess checks are for fact questions: asked "which paper …", citing the paper answers
+    # ("The study by [1] inserts …"), whatever the question's wording ("how much it exploits …")
+    fact = prep.shape.kind == "fact"
+    quantityless = answer is not None and fact and _no_number(prep, answer)
+    declined = answer is None or (fact and _restates(prep, answer))
     if quantityless:
         prep.notes.append("the question asks for a quantity and the model's answer states none")
         answer = _abstain(prep, relevance, raw)
-    # The model's NOT FOUND abstains only for a question with one answer: asked "which papers …",
-    # the 1.5B model declines answerable questions as a whole (dev: 3 of 15), while the evidence,
-    # checked by the other abstention signals first, still answers them paper by paper.
-    elif declined and relevance < prep.settings.abstain_declined_below and prep.shape.kind != "multi":
+    # The model's NOT FOUND abstains only over weak evidence: over strong evidence the 1.5B model
+    # also declines answerable questions (asked "which papers …", it declines them as a whole),
+    # which the evidence, checked by the other abstention signals first, still answers.
+    elif declined and relevance < prep.settings.abstain_declined_below:
         prep.notes.append(f"the model found no answer in the sources, and the best evidence relevance "
                           f"{relevance:.2f} < {prep.settings.abstain_declined_below:.2f}")
         answer = _abstain(prep, relevance, raw)
     elif declined:  # strong evidence the model did not use: quote it rather than refuse
         prep.notes.append("the model found no direct answer in the sources; the closest evidence is quoted")
         answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
-    elif prep.shape.kind != "multi" and not any(s.supported for s in answer.model_sentences):
+    elif fact and not any(s.supported for s in answer.model_sentences):
         answer = _unbacked(prep, answer, relevance, raw)
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens
     answer.timings = _timings(prep, first)
@@ -315,12 +318,16 @@ def _no_number(prep: Prepared, answer: Answer) -> bool:
 
 
 def _restates(prep: Prepared, answer: Answer) -> bool:
-    """The answer to a fact question says nothing the question did not (no new word, no number):
-    the model found no answer and echoed the question ("The three datasets used to evaluate
-    MindMap are [1], [2], and [3]"). Not for "which paper …", where citing the paper answers."""
+    """The answer to a fact question only echoes the question: the model found no answer ("The
+    three datasets used to evaluate MindMap are [1], [2], and [3]")."""
     said = _said(answer)
-    new_words = content_stems(said) - content_stems(prep.retrieval_query) - _REFERENCE_WORDS
-    return bool(said) and not new_words and not values_in(said) - values_in(prep.retrieval_query)
+    return bool(said) and _echoes(said, prep.retrieval_query)
+
+
+def _echoes(text: str, question: str) -> bool:
+    """Does `text` say nothing `question` did not: no new content word, no new number?"""
+    new_words = content_stems(text) - content_stems(question) - _REFERENCE_WORDS - _PAPER_WORDS
+    return not new_words and not values_in(text) - values_in(question)
 
 
 def _said(answer: Answer) -> str:
@@ -332,10 +339,17 @@ def _guess_reason(prep: Prepared, answer: Answer) -> str | None:
     missing = ev.asked_for_missing(prep.question, prep.sources)
     if missing:
         return f"the retrieved abstracts never mention the {' '.join(missing)} asked for"
-    known = " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
-    invented = missing_numbers(_said(answer), known)
+    # what the answer should come from: the top-ranked paper. An unbacked answer that states a
+    # number, or (asked for names) names a benchmark, only a neighbouring abstract has borrowed it.
+    top = prep.sources[0].hit
+    known = f"{prep.retrieval_query} {top.title} {top.abstract}"
+    said = _said(answer)
+    names = [] if ev.wants_number(prep.question) else [n for n in entities_in(said) if not named_in(n, known.lower())]
+    if names:
+        return f"the top-ranked abstract never names its {names[0]}"
+    invented = missing_numbers(said, known)
     if invented:
-        return f"no retrieved abstract states its number {invented[0]}"
+        return f"the top-ranked abstract never states its number {invented[0]}"
     return None
 
 
@@ -399,9 +413,12 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     by_n = {s.n: s for s in prep.sources}
     written, removed = _model_sentences(raw, len(prep.sources))
     written = [(text, cites) for text, cites in written if not _refuses(text)]  # "[3] NOT FOUND" claims nothing
-    checked = [_check_sentence(text, cites, by_n) for text, cites in written]
+    # Asked "which paper …", the model often answers by echoing the question with a citation ("The
+    # paper that trains … is [1]"): the citation is the answer, and the paper's block below shows it.
+    echoes = [w for w in written if prep.shape.kind != "fact" and w[1] and _echoes(w[0], prep.retrieval_query)]
+    checked = [_check_sentence(text, cites, by_n) for text, cites in written if (text, cites) not in echoes]
     lead = [s for s in checked if s.supported]
-    cited = {n for s in lead for n in s.cites}
+    cited = {n for s in lead for n in s.cites} | {n for _, cites in echoes for n in cites}
     if not lead and prep.shape.kind == "multi":
         prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
     if prep.shape.kind == "multi":  # each paper gets its own block with its title below

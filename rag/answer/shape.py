@@ -38,9 +38,13 @@ _METADATA = re.compile(
     r"|\bwhen (was|were|did)\b|\bwhat date\b|\bpublished (on|in|when)\b|\bpublication date\b"
     r"|\bhow many (authors|upvotes)\b|\bupvotes?\b|\bnumber of authors\b|\bcame out first\b", re.I)
 _MULTI = re.compile(
-    rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b|\b{_MANY} (that|which|in this|in the)\b"
+    rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_PAPERS}\b|\b{_MANY} (that|which|in this|in the)\b"
     rf"|\bwhat (does )?the (corpus|collection)\b|\bcompare\b|\bboth\b|\band the {_ONE} of\b"
     rf"|\b{_COUNT} {_MOD}{_PAPERS}\b|\bacross (the )?papers\b", re.I)
+# "Which methods teach LLMs to decline …" asks across papers; "which language models did the
+# Thought Propagation experiments use" asks a detail of the one study it points at.
+_THINGS = re.compile(rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b", re.I)
+_ONE_STUDY = re.compile(r"\bthe (?:[\w-]+ ){0,3}(study|paper|work|article|experiments?)\b", re.I)
 _PAPER = re.compile(r"\b(which|what) (paper|work|study|article)\b", re.I)
 _WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|any) {_ONE}\b|\btitle of\b", re.I)
 
@@ -71,7 +75,7 @@ def classify(question: str) -> Shape:
         return SHAPES["metadata"]
     if _PAPER.search(question):  # "which paper steers models …" names one paper
         return SHAPES["which_paper"]
-    if _MULTI.search(question):
+    if _MULTI.search(question) or (_THINGS.search(question) and not _ONE_STUDY.search(question)):
         return SHAPES["multi"]
     if _WHICH.search(question):
         return SHAPES["which_paper"]
