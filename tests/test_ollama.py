@@ -181,6 +181,13 @@ def test_an_answer_that_only_restates_the_question_counts_as_declined(corpus_set
     assert weak or answer.citations[0].title.startswith("The Bitter Lesson")
 
 
+def test_a_negative_answer_to_a_yes_no_question_is_not_an_echo(corpus_settings, fake):
+    question = "Does the position paper on multilingual evaluation find that translated benchmarks suffice?"
+    fake.reply = "The position paper on multilingual evaluation does not find that translated benchmarks suffice [1]."
+    answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake, abstain_declined_below=2.0))
+    assert answer.kind == "fact" and not answer.abstained  # an echo would count as declining
+
+
 def test_a_sentence_that_only_points_at_a_source_cites_for_the_one_before(corpus_settings, fake):
     fake.reply = "The position paper examined over 2,000 multilingual benchmarks. This is described in [1]."
     answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))

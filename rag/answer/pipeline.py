@@ -324,10 +324,15 @@ def _restates(prep: Prepared, answer: Answer) -> bool:
     return bool(said) and _echoes(said, prep.retrieval_query)
 
 
+# Stop words for the content check, but an answer to "Does X help?" that adds one of them says something
+_POLARITY = re.compile(r"\b(yes|no|not|never|none|neither|nor|cannot|\w+n't)\b", re.I)
+
+
 def _echoes(text: str, question: str) -> bool:
-    """Does `text` say nothing `question` did not: no new content word, no new number?"""
+    """Does `text` say nothing `question` did not: no new content word, number or negation?"""
     new_words = content_stems(text) - content_stems(question) - _REFERENCE_WORDS - _PAPER_WORDS
-    return not new_words and not values_in(text) - values_in(question)
+    polarity = {w.lower() for w in _POLARITY.findall(text)} - {w.lower() for w in _POLARITY.findall(question)}
+    return not new_words and not polarity and not values_in(text) - values_in(question)
 
 
 def _said(answer: Answer) -> str:
