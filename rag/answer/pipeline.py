@@ -406,7 +406,7 @@ def _model_sentences(raw: str, n_sources: int) -> tuple[list[tuple[str, list[int
         for part in answer_sentences(line):
             marked = parse_markers(part, n_sources)
             removed += [n for n in marked.removed if n not in removed]
-            if out and not content_stems(marked.text) - _REFERENCE_WORDS:
+            if out and not content_stems(marked.text) - _REFERENCE_WORDS and not _POLARITY.search(marked.text):
                 out[-1][1].extend(n for n in marked.cited if n not in out[-1][1])
             elif marked.text.strip(" .,;:-") and marked.text not in {t for t, _ in out}:  # small models loop
                 out.append((marked.text, marked.cited))
