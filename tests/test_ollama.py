@@ -213,6 +213,14 @@ def test_an_unbacked_answer_naming_what_the_top_paper_never_names_abstains(corpu
     assert any("never names" in n for n in answer.notes)
 
 
+@pytest.mark.parametrize("reply", ["The position paper examined [2000] benchmarks.",  # a number in brackets
+                                   "The position paper examined benchmarks from twice as many countries as before [1]."])
+def test_a_quantity_written_without_plain_digits_is_not_a_missing_number(corpus_settings, fake, reply):
+    fake.reply = reply
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert not any("states none" in n for n in answer.notes)
+
+
 def test_a_number_copied_in_another_form_is_backed(corpus_settings, fake):
     fake.reply = "The position paper examined more than two thousand benchmarks from 148 countries [1]."
     answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))

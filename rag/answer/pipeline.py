@@ -314,7 +314,15 @@ def _no_number(prep: Prepared, answer: Answer) -> bool:
     """Asked "how many …", the model wrote no number the question does not already hold: it found
     none (dev: it restates the question, "the paper periodically re-estimates difficulty …", when
     the abstract lacks the quantity; no answerable dev question was answered that way)."""
-    return ev.wants_number(prep.question) and not values_in(_said(answer)) - values_in(prep.retrieval_query)
+    if not ev.wants_number(prep.question) or _QUANTITY_WORDS.search(_said(answer)):
+        return False
+    # a bracketed number naming no source is the model's number too ("[15]" for "+15 points")
+    stated = values_in(_said(answer)) | {str(n) for n in answer.removed_citations}
+    return not stated - values_in(prep.retrieval_query)
+
+
+# quantities written without digits: "by up to an order of magnitude", "halves", "twice as fast"
+_QUANTITY_WORDS = re.compile(r"\b(orders? of magnitude|half|halve[sd]?|twice|double[sd]?|triple[sd]?|\w+fold)\b", re.I)
 
 
 def _restates(prep: Prepared, answer: Answer) -> bool:
@@ -344,17 +352,18 @@ def _guess_reason(prep: Prepared, answer: Answer) -> str | None:
     missing = ev.asked_for_missing(prep.question, prep.sources)
     if missing:
         return f"the retrieved abstracts never mention the {' '.join(missing)} asked for"
-    # what the answer should come from: the top-ranked paper. An unbacked answer that states a
-    # number, or (asked for names) names a benchmark, only a neighbouring abstract has borrowed it.
-    top = prep.sources[0].hit
-    known = f"{prep.retrieval_query} {top.title} {top.abstract}"
     said = _said(answer)
-    names = [] if ev.wants_number(prep.question) else [n for n in entities_in(said) if not named_in(n, known.lower())]
+    # asked for names, an unbacked answer naming what the top-ranked paper never names (a benchmark
+    # a neighbouring abstract mentions) borrowed it
+    top = prep.sources[0].hit
+    known = f"{prep.retrieval_query} {top.title} {top.abstract}".lower()
+    names = [] if ev.wants_number(prep.question) else [n for n in entities_in(said) if not named_in(n, known)]
     if names:
         return f"the top-ranked abstract never names its {names[0]}"
-    invented = missing_numbers(said, known)
+    retrieved = " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
+    invented = missing_numbers(said, retrieved)
     if invented:
-        return f"the top-ranked abstract never states its number {invented[0]}"
+        return f"no retrieved abstract states its number {invented[0]}"
     return None
 
 
