@@ -104,7 +104,8 @@ class Settings(BaseSettings):
     ollama_evidence_tokens: int = Field(1800, ge=50, le=200000, description="Token budget for evidence with Ollama "
                                         "(capped by RAG_OLLAMA_NUM_CTX at answer time).")
     abstain_declined_below: float = Field(0.62, ge=0.0, le=2.0, allow_inf_nan=False,
-                                          description="When the model answers NOT FOUND, abstain if the best evidence "
+                                          description="When the model declines (NOT FOUND, 'the sources do not …', or a fact "
+                                          "answer that only echoes the question), abstain if the best evidence "
                                           "relevance is below this, else quote the evidence (tuned on the dev split).")
     abstain_below: float = Field(0.40, ge=0.0, le=1.0, allow_inf_nan=False,
                                  description="Abstain when the best evidence relevance is below this, 0-1 "
