@@ -46,6 +46,18 @@ _ANAPHORA = re.compile(r"\b(it|its|they|their|them|the authors|(this|that|these|
                        r"model|approach|study|authors|work|framework|dataset|benchmark|technique|system))\b", re.I)
 
 
+# What the model writes that is not a claim to check (_model_sentences, _echoes, _no_number).
+# A sentence made only of these words points at a source and claims nothing ("This is described in
+# [1].", "It is [1].", "See [2] for details."): its citations belong to the sentence before it.
+_REFERENCE_WORDS = content_stems("described mentioned discussed reported presented stated explained detailed "
+                                 "details see refer referred referenced source sources according")
+# stop words for the content check, but an answer to "Does X help?" that adds one of them says something
+_POLARITY = re.compile(r"\b(yes|no|not|never|none|neither|nor|cannot|\w+n't)\b", re.I)
+# quantities written without digits: "by up to an order of magnitude", "halves", "twice as fast"
+_QUANTITY_WORDS = re.compile(r"\b(orders? of magnitude|half|halve[sd]?|twice|double[sd]?|triple[sd]?|\w+fold)\b", re.I)
+_PAPER_WORDS = content_stems("paper papers study studies work")  # generic, not a claim
+
+
 @dataclass
 class Prepared:
     question: str
@@ -314,15 +326,12 @@ def _no_number(prep: Prepared, answer: Answer) -> bool:
     """Asked "how many …", the model wrote no number the question does not already hold: it found
     none (dev: it restates the question, "the paper periodically re-estimates difficulty …", when
     the abstract lacks the quantity; no answerable dev question was answered that way)."""
-    if not ev.wants_number(prep.question) or _QUANTITY_WORDS.search(_said(answer)):
+    said = _said(answer)
+    if not ev.wants_number(prep.question) or _QUANTITY_WORDS.search(said):
         return False
     # a bracketed number naming no source is the model's number too ("[15]" for "+15 points")
-    stated = values_in(_said(answer)) | {str(n) for n in answer.removed_citations}
+    stated = values_in(said) | {str(n) for n in answer.removed_citations}
     return not stated - values_in(prep.retrieval_query)
-
-
-# quantities written without digits: "by up to an order of magnitude", "halves", "twice as fast"
-_QUANTITY_WORDS = re.compile(r"\b(orders? of magnitude|half|halve[sd]?|twice|double[sd]?|triple[sd]?|\w+fold)\b", re.I)
 
 
 def _restates(prep: Prepared, answer: Answer) -> bool:
@@ -330,10 +339,6 @@ def _restates(prep: Prepared, answer: Answer) -> bool:
     three datasets used to evaluate MindMap are [1], [2], and [3]")."""
     said = _said(answer)
     return bool(said) and _echoes(said, prep.retrieval_query)
-
-
-# Stop words for the content check, but an answer to "Does X help?" that adds one of them says something
-_POLARITY = re.compile(r"\b(yes|no|not|never|none|neither|nor|cannot|\w+n't)\b", re.I)
 
 
 def _echoes(text: str, question: str) -> bool:
@@ -400,12 +405,6 @@ def _check_sentence(text: str, cites: list[int], by_n: dict[int, ev.Source]) -> 
     return Sentence(text, [], False, "cites no source and no source backs it")
 
 
-# A sentence made only of these words points at a source and claims nothing ("This is described in
-# [1].", "It is [1].", "See [2] for details."): its citations belong to the sentence before it.
-_REFERENCE_WORDS = content_stems("described mentioned discussed reported presented stated explained detailed "
-                                 "details see refer referred referenced source sources according")
-
-
 def _model_sentences(raw: str, n_sources: int) -> tuple[list[tuple[str, list[int]]], list[int]]:
     """(text, cited numbers) per sentence the model wrote, bullets included; and dangling numbers.
     A sentence that only points at sources adds its citations to the sentence before it."""
@@ -445,9 +444,6 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     if removed:
         answer.notes.append(f"removed citations to unknown sources: {removed}")
     return answer
-
-
-_PAPER_WORDS = content_stems("paper papers study studies work")
 
 
 def _names_only(text: str, sources: list[ev.Source]) -> bool:
