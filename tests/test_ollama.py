@@ -170,6 +170,18 @@ def test_an_answer_without_the_quantity_asked_for_abstains(corpus_settings, fake
     assert any("states none" in n for n in answer.notes)
 
 
+@pytest.mark.parametrize("reply,names", [("The study pretrained a model on 4 trillion tokens [1].", False),
+                                         ("The study pretrained OLMo2-7B on 4 trillion tokens [1].", True)])
+def test_an_answer_without_the_name_asked_for_abstains(corpus_settings, fake, reply, names):
+    fake.reply = reply
+    answer = rag.ask("In the study of reflection during pre-training, which model was pretrained to show "
+                     "self-correction of corrupted chains of thought?", backend="ollama",
+                     settings=_settings(corpus_settings, fake))
+    assert answer.kind == "fact" and answer.abstained != names
+    assert names or any("asks for a name" in n for n in answer.notes)
+    assert not names or "OLMo2-7B" in answer.text
+
+
 @pytest.mark.parametrize("weak", [True, False])
 def test_an_answer_that_only_restates_the_question_counts_as_declined(corpus_settings, fake, weak):
     question = "What did the position paper on multilingual evaluation conclude about translated benchmarks?"

@@ -35,6 +35,8 @@ from test_answer import _check_guarantees
     # asked of the one study the question points at, "which models" is a detail of that study
     ("Which language models did the Thought Propagation experiments use?", "fact"),
     ("Which methods train LLMs to decline problems they cannot reliably solve?", "multi"),
+    ("Which base model was warmed up before the RLVR stage in the resource-constrained reasoning paper?", "fact"),
+    ("Which model's checkpoints were fine-tuned in the Amuro & Char study?", "fact"),
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
     ("How many authors wrote the multilingual benchmarking position paper?", "metadata"),

@@ -28,7 +28,7 @@ from rag.answer.citations import (answer_sentences, best_evidence_sentence, cont
                                   missing_numbers, named_in, parse_markers, supports, values_in)
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
                                 SMALL_RULES, TASKS, USER)
-from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, classify
+from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, asks_for_name, classify
 from rag.answer.types import Answer, Citation, Sentence
 from rag.errors import InputError, RagError
 from rag.llm.base import BACKENDS, ChatBackend, get_backend
@@ -284,9 +284,11 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
     # ("The study by [1] inserts …"), whatever the question's wording ("how much it exploits …")
     fact = prep.shape.kind == "fact"
     quantityless = answer is not None and fact and _no_number(prep, answer)
+    nameless = answer is not None and fact and _no_name(prep, answer)
     declined = answer is None or (fact and _restates(prep, answer))
-    if quantityless:
-        prep.notes.append("the question asks for a quantity and the model's answer states none")
+    if quantityless or nameless:
+        prep.notes.append(f"the question asks for a {'quantity' if quantityless else 'name'} and the model's "
+                          "answer states none")
         answer = _abstain(prep, relevance, raw)
     # The model's NOT FOUND abstains only over weak evidence: over strong evidence the 1.5B model
     # also declines answerable questions (asked "which papers …", it declines them as a whole),
@@ -332,6 +334,20 @@ def _no_number(prep: Prepared, answer: Answer) -> bool:
     # a bracketed number naming no source is the model's number too ("[15]" for "+15 points")
     stated = values_in(said) | {str(n) for n in answer.removed_citations}
     return not stated - values_in(prep.retrieval_query)
+
+
+def _no_name(prep: Prepared, answer: Answer) -> bool:
+    """Asked "which base model / datasets …", the model named nothing the question does not: it
+    found none ("RECKONING was evaluated on two multi-hop reasoning datasets [1]."). A source's
+    title is where the answer comes from, not what was asked for ("The paper \"Warm Up Before You
+    Train …\" warms up the base model …"). Quantity questions are left to `_no_number`."""
+    if not asks_for_name(prep.question) or ev.wants_number(prep.question):
+        return False
+    said = _said(answer)
+    for source in prep.sources:
+        said = re.sub(re.escape(source.hit.title), " ", said, flags=re.I)
+    asked = prep.retrieval_query.lower()
+    return not [n for n in entities_in(said) if not named_in(n, asked)]
 
 
 def _restates(prep: Prepared, answer: Answer) -> bool:

@@ -44,7 +44,7 @@ _MULTI = re.compile(
 # "Which methods teach LLMs to decline …" asks across papers; "which language models did the
 # Thought Propagation experiments use" asks a detail of the one study it points at.
 _THINGS = re.compile(rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b", re.I)
-_ONE_STUDY = re.compile(r"\bthe (?:[\w-]+ ){0,3}(study|paper|work|article|experiments?)\b", re.I)
+_ONE_STUDY = re.compile(r"\bthe (?:[\w&-]+ ){0,3}(study|paper|work|article|experiments?)\b", re.I)
 _PAPER = re.compile(r"\b(which|what) (paper|work|study|article)\b", re.I)
 _WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|any) {_ONE}\b|\btitle of\b", re.I)
 
@@ -77,9 +77,20 @@ def classify(question: str) -> Shape:
         return SHAPES["which_paper"]
     if _MULTI.search(question) or (_THINGS.search(question) and not _ONE_STUDY.search(question)):
         return SHAPES["multi"]
-    if _WHICH.search(question):
-        return SHAPES["which_paper"]
+    if _WHICH.search(question) and not _ONE_STUDY.search(question):
+        return SHAPES["which_paper"]  # "which base model … in the resource-constrained reasoning paper" is a detail
     return SHAPES["fact"]
+
+
+# Things known by their names: asked "which base model / datasets / benchmarks …", an answer that
+# names none ("RECKONING was evaluated on two multi-hop reasoning datasets [1].") has found none.
+_NAMED_THINGS = re.compile(r"\b(which|what)\s+(?:[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
+                           r"retrievers?|search engines?|baselines?|backbones?|optimi[sz]ers?|languages?)\b", re.I)
+
+
+def asks_for_name(question: str) -> bool:
+    """Does the question ask for something answered by its name (a model, a dataset …)?"""
+    return bool(_NAMED_THINGS.search(question))
 
 
 # Listing details a metadata question can ask for, and the words that ask for them.
