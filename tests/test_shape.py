@@ -9,7 +9,7 @@ import pytest
 import rag
 from rag.answer.pipeline import _checked, _declined, prepare
 from rag.answer.shape import classify
-from rag.query.evidence import score_sentences
+from rag.query.evidence import score_sentences, wants_number
 from rag.query.retrieval import search
 
 from test_answer import _check_guarantees
@@ -37,6 +37,8 @@ from test_answer import _check_guarantees
     ("Which methods train LLMs to decline problems they cannot reliably solve?", "multi"),
     ("Which base model was warmed up before the RLVR stage in the resource-constrained reasoning paper?", "fact"),
     ("Which model's checkpoints were fine-tuned in the Amuro & Char study?", "fact"),
+    ("Which re-ranking model did the RAR-b authors fine-tune?", "fact"),
+    ("What language model, and at what size, did the sample-order framework use?", "fact"),
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
     ("How many authors wrote the multilingual benchmarking position paper?", "metadata"),
@@ -44,6 +46,17 @@ from test_answer import _check_guarantees
 ])
 def test_classify(question, kind):
     assert classify(question).kind == kind
+
+
+@pytest.mark.parametrize("question,number", [
+    ("What architecture and parameter count did the models trained from scratch have?", True),
+    ("What is the number of GPUs they trained on?", True),
+    ("By how much did re-reading improve accuracy?", True),
+    ("Which datasets did they evaluate on?", False),
+    ("What does the paper find about the number line?", False),
+])
+def test_quantity_questions(question, number):
+    assert wants_number(question) == number
 
 
 def test_multi_paper_question_gets_one_cited_block_per_paper(corpus_settings):

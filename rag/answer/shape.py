@@ -44,9 +44,12 @@ _MULTI = re.compile(
 # "Which methods teach LLMs to decline …" asks across papers; "which language models did the
 # Thought Propagation experiments use" asks a detail of the one study it points at.
 _THINGS = re.compile(rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b", re.I)
-_ONE_STUDY = re.compile(r"\bthe (?:[\w&-]+ ){0,3}(study|paper|work|article|experiments?)\b", re.I)
+_ONE_STUDY = re.compile(r"\bthe (?:[\w&-]+ ){0,3}(study|paper|work|article|experiments?|authors)\b", re.I)
 _PAPER = re.compile(r"\b(which|what) (paper|work|study|article)\b", re.I)
 _WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|any) {_ONE}\b|\btitle of\b", re.I)
+# "Which re-ranking model did the authors fine-tune", "what language model, and at what size, did
+# the framework use": what somebody did with the thing is a detail of their study, not a paper.
+_WHICH_DID = re.compile(rf"\b(which|what) {_MOD}{_ONE}\b(?:,[^,?]*,)? (did|does|do)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def classify(question: str) -> Shape:
         return SHAPES["which_paper"]
     if _MULTI.search(question) or (_THINGS.search(question) and not _ONE_STUDY.search(question)):
         return SHAPES["multi"]
-    if _WHICH.search(question) and not _ONE_STUDY.search(question):
+    if _WHICH.search(question) and not _ONE_STUDY.search(question) and not _WHICH_DID.search(question):
         return SHAPES["which_paper"]  # "which base model … in the resource-constrained reasoning paper" is a detail
     return SHAPES["fact"]
 

@@ -63,7 +63,8 @@ def metadata_text(meta: dict) -> str:
 
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|fast|large|big|often|well|far)|what (percentage|share|fraction|score|"
-                        r"accuracy|rate|size|gain|improvement|speedup)|by how|what (is|was) the (number|size))\b", re.I)
+                        r"accuracy|rate|size|gain|improvement|speedup)|by how|what (is|was) the (number|size)|parameter counts?|"
+                        r"the number of)\b", re.I)
 
 
 def wants_number(question: str) -> bool:
