@@ -8,7 +8,7 @@ import pytest
 
 import rag
 from rag.answer.pipeline import _checked, _declined, prepare
-from rag.answer.shape import classify
+from rag.answer.shape import asks_for_name, classify
 from rag.query.evidence import score_sentences, wants_number
 from rag.query.retrieval import search
 
@@ -38,6 +38,9 @@ from test_answer import _check_guarantees
     ("Which base model was warmed up before the RLVR stage in the resource-constrained reasoning paper?", "fact"),
     ("Which model's checkpoints were fine-tuned in the Amuro & Char study?", "fact"),
     ("Which re-ranking model did the RAR-b authors fine-tune?", "fact"),
+    # what "they" did is a detail of the study an earlier turn named; "how do they work" is not
+    ("Which benchmarks did they evaluate it on?", "fact"),
+    ("Which instruction-tuning methods teach LLMs to decline questions, and how do they work?", "multi"),
     ("What language model, and at what size, did the sample-order framework use?", "fact"),
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
@@ -46,6 +49,17 @@ from test_answer import _check_guarantees
 ])
 def test_classify(question, kind):
     assert classify(question).kind == kind
+
+
+@pytest.mark.parametrize("question,name", [
+    ("Which base model was warmed up on Knights & Knaves data?", True),
+    ("Name the large language model that generated the rule templates.", True),
+    ("On which academic benchmarks did they show it beats the baselines?", True),
+    ("What did the study find about pass@k at large k?", False),
+    ("Which paper proposes an asynchronous RL framework?", False),
+])
+def test_questions_asking_for_a_name(question, name):
+    assert asks_for_name(question) == name
 
 
 @pytest.mark.parametrize("question,number", [

@@ -45,6 +45,9 @@ _MULTI = re.compile(
 # Thought Propagation experiments use" asks a detail of the one study it points at.
 _THINGS = re.compile(rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b", re.I)
 _ONE_STUDY = re.compile(r"\bthe (?:[\w&-]+ ){0,3}(study|paper|work|article|experiments?|authors)\b", re.I)
+# "Which benchmarks did they evaluate it on?": what "they" did points at the one study of an earlier
+# turn ("how do they work", after "which methods …", still asks across papers)
+_THEIR = re.compile(r"\b(did|does|was|were|had) (they|it)\b", re.I)
 _PAPER = re.compile(r"\b(which|what) (paper|work|study|article)\b", re.I)
 _WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|any) {_ONE}\b|\btitle of\b", re.I)
 # "Which re-ranking model did the authors fine-tune", "what language model, and at what size, did
@@ -78,7 +81,8 @@ def classify(question: str) -> Shape:
         return SHAPES["metadata"]
     if _PAPER.search(question):  # "which paper steers models …" names one paper
         return SHAPES["which_paper"]
-    if _MULTI.search(question) or (_THINGS.search(question) and not _ONE_STUDY.search(question)):
+    if _MULTI.search(question) or (_THINGS.search(question) and not (_ONE_STUDY.search(question)
+                                                                     or _THEIR.search(question))):
         return SHAPES["multi"]
     if _WHICH.search(question) and not _ONE_STUDY.search(question) and not _WHICH_DID.search(question):
         return SHAPES["which_paper"]  # "which base model … in the resource-constrained reasoning paper" is a detail
@@ -87,7 +91,7 @@ def classify(question: str) -> Shape:
 
 # Things known by their names: asked "which base model / datasets / benchmarks …", an answer that
 # names none ("RECKONING was evaluated on two multi-hop reasoning datasets [1].") has found none.
-_NAMED_THINGS = re.compile(r"\b(which|what)\s+(?:[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
+_NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
                            r"retrievers?|search engines?|baselines?|backbones?|optimi[sz]ers?|languages?)\b", re.I)
 
 
