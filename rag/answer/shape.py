@@ -81,11 +81,12 @@ def classify(question: str) -> Shape:
         return SHAPES["metadata"]
     if _PAPER.search(question):  # "which paper steers models …" names one paper
         return SHAPES["which_paper"]
-    if _MULTI.search(question) or (_THINGS.search(question) and not (_ONE_STUDY.search(question)
-                                                                     or _THEIR.search(question))):
+    # "which base model … in the resource-constrained reasoning paper" is a detail of that paper
+    one_study = bool(_ONE_STUDY.search(question) or _THEIR.search(question))
+    if _MULTI.search(question) or (_THINGS.search(question) and not one_study):
         return SHAPES["multi"]
-    if _WHICH.search(question) and not _ONE_STUDY.search(question) and not _WHICH_DID.search(question):
-        return SHAPES["which_paper"]  # "which base model … in the resource-constrained reasoning paper" is a detail
+    if _WHICH.search(question) and not one_study and not _WHICH_DID.search(question):
+        return SHAPES["which_paper"]
     return SHAPES["fact"]
 
 
