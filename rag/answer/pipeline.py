@@ -343,9 +343,7 @@ def _no_name(prep: Prepared, answer: Answer) -> bool:
     Train …\" warms up the base model …"). Quantity questions are left to `_no_number`."""
     if not asks_for_name(prep.question) or ev.wants_number(prep.question):
         return False
-    said = _said(answer)
-    for source in prep.sources:
-        said = re.sub(re.escape(source.hit.title), " ", said, flags=re.I)
+    said = _without_titles(_said(answer), prep.sources)
     asked = prep.retrieval_query.lower()
     return not [n for n in entities_in(said) if not named_in(n, asked)]
 
@@ -465,9 +463,14 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
 def _names_only(text: str, sources: list[ev.Source]) -> bool:
     """Does the sentence only name papers ("[1] Title A [2] Title B")? The 1.5B model answers
     "which papers …" that way; leading with the titles run together says nothing the blocks don't."""
+    return not content_stems(_without_titles(text, sources)) - _PAPER_WORDS
+
+
+def _without_titles(text: str, sources: list[ev.Source]) -> str:
+    """`text` with every source's title taken out (a title names a paper, it claims nothing)."""
     for source in sources:
         text = re.sub(re.escape(source.hit.title), " ", text, flags=re.I)
-    return not content_stems(text) - _PAPER_WORDS
+    return text
 
 
 def _answer(prep: Prepared, sentences: list[Sentence], relevance: float, raw: str) -> Answer:
