@@ -182,6 +182,35 @@ def test_an_answer_without_the_name_asked_for_abstains(corpus_settings, fake, re
     assert not names or "OLMo2-7B" in answer.text
 
 
+@pytest.mark.parametrize("reply,names", [
+    ("The real-world datasets used to check the theory of refusal-aware tuning are [1] and [2].", False),
+    ("Both papers check it on TriviaQA [1] and on SQuAD [2].", True)])
+def test_a_multi_paper_answer_without_the_names_asked_for_abstains(corpus_settings, fake, reply, names):
+    fake.reply = reply
+    answer = rag.ask("List the datasets used to check the theory of refusal-aware tuning in the papers that teach "
+                     "models to refuse unknown questions.", backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.kind == "multi" and answer.abstained != names
+    assert names or any("asks for a name" in n for n in answer.notes)
+
+
+@pytest.mark.parametrize("question,off", [
+    ("Which papers train reinforcement learning agents to play chess or poker?", True),
+    ("Which papers teach language models to refuse questions they do not know the answer to?", False)])
+def test_a_topic_no_paper_covers_abstains_when_nothing_the_model_wrote_is_backed(corpus_settings, fake, question, off):
+    fake.reply = "These papers study this widely used technique in great depth across many settings [1][2]."
+    answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.kind == "multi" and answer.abstained == off
+    assert off == any("no indexed paper uses the question's words chess, poker" in n for n in answer.notes)
+
+
+def test_the_lexicon_knows_which_words_no_chunk_holds(corpus_settings):
+    from rag.query.retrieval import get_retriever
+
+    lex = get_retriever(corpus_settings).lex
+    assert lex.unseen("Which reinforcement learning papers play chess or poker?") == ["chess", "poker"]
+    assert lex.unseen("reasoning of language models") == []
+
+
 @pytest.mark.parametrize("weak", [True, False])
 def test_an_answer_that_only_restates_the_question_counts_as_declined(corpus_settings, fake, weak):
     question = "What did the position paper on multilingual evaluation conclude about translated benchmarks?"

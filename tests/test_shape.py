@@ -57,9 +57,19 @@ def test_classify(question, kind):
     ("On which academic benchmarks did they show it beats the baselines?", True),
     ("What did the study find about pass@k at large k?", False),
     ("Which paper proposes an asynchronous RL framework?", False),
+    ("List the real-world datasets used to check the theory.", True),
+    # the thing asked for is the first noun after "which": methods, not the LLMs they teach
+    ("Which instruction-tuning methods teach LLMs to decline questions?", False),
+    ("Which papers evaluate on the GSM8K benchmark?", False),
 ])
 def test_questions_asking_for_a_name(question, name):
     assert asks_for_name(question) == name
+
+
+def test_common_nouns_in_capitals_are_not_names():
+    from rag.answer.citations import entities_in
+
+    assert entities_in("Which work finds the manuals of external APIs inadequate for LLMs?") == ["LLMs"]
 
 
 @pytest.mark.parametrize("question,number", [

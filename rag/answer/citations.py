@@ -87,6 +87,9 @@ why how than then so such can could may might will would shall should do does di
 nor also both each more most other some any all into over under about between through during within without
 paper papers study studies work approach method methods model models propose proposes proposed show shows
 shown results result using use used based new via per one two three""".split())
+# a common noun written in capitals: "external APIs" asks about tools, it names nothing to look up
+# (GPUs stay names: "how many GPUs …" is answered only by an abstract that mentions them)
+_COMMON_ACRONYMS = frozenset(("api", "apis"))
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*|\d+(?:[.,]\d+)*%?")
 
 
@@ -160,7 +163,7 @@ def entities_in(sentence: str) -> list[str]:
     words = _WORD.findall(sentence)
     out: dict[str, None] = {}
     for i, w in enumerate(words):
-        if w[0].isdigit() or w.lower() in _STOP:
+        if w[0].isdigit() or w.lower() in _STOP or w.lower() in _COMMON_ACRONYMS:
             continue
         inner_caps = any(c.isupper() for c in w[1:])
         if inner_caps or any(c.isdigit() for c in w) or (i > 0 and w[0].isupper()):

@@ -35,7 +35,7 @@ from rag.llm.base import BACKENDS, ChatBackend, get_backend
 from rag.query import evidence as ev
 from rag.query.facets import facets
 from rag.query.questions import MAX_QUESTION_CHARS, check_history as _check_history, check_question as _check_question
-from rag.query.retrieval import Filters, Hit, search
+from rag.query.retrieval import Filters, Hit, get_retriever, search
 from rag.settings import Settings, get_settings
 
 UNSUPPORTED_MARK = compose.UNSUPPORTED_MARK
@@ -280,12 +280,14 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         yield "token", piece
     raw = "".join(pieces)
     answer = None if _declined(prep, raw) else _checked(prep, raw, relevance)
-    # the guess checks are for fact questions: asked "which paper …", citing the paper answers
-    # ("The study by [1] inserts …"), whatever the question's wording ("how much it exploits …")
+    # the guess checks are for fact questions (and the name check for a multi-paper question asking
+    # for names): asked "which paper …", citing the paper answers ("The study by [1] inserts …"),
+    # whatever the question's wording ("how much it exploits …")
     fact = prep.shape.kind == "fact"
+    named = fact or _names_across(prep)
     quantityless = answer is not None and fact and _no_number(prep, answer)
-    nameless = answer is not None and fact and _no_name(prep, answer)
-    declined = answer is None or (fact and _restates(prep, answer))
+    nameless = answer is not None and named and _no_name(prep, answer)
+    declined = answer is None or (named and _restates(prep, answer))
     if quantityless or nameless:
         prep.notes.append(f"the question asks for a {'quantity' if quantityless else 'name'} and the model's "
                           "answer states none")
@@ -300,11 +302,29 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
     elif declined:  # strong evidence the model did not use: quote it rather than refuse
         prep.notes.append("the model found no direct answer in the sources; the closest evidence is quoted")
         answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
+    elif not fact and (unseen := _off_corpus(prep, answer)):
+        prep.notes.append(f"no indexed paper uses the question's words {', '.join(unseen)}, and nothing the "
+                          "model wrote could be verified")
+        answer = _abstain(prep, relevance, raw)
     elif fact and not any(s.supported for s in answer.model_sentences):
         answer = _unbacked(prep, answer, relevance, raw)
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens
     answer.timings = _timings(prep, first)
     yield "answer", answer
+
+
+OFF_CORPUS_WORDS = 2  # dev: one unknown word is often just the asker's wording ("which paper lets the model peek …")
+
+
+def _off_corpus(prep: Prepared, answer: Answer) -> list[str]:
+    """Asked "which papers …" about a topic no paper covers (federated learning, chess and poker),
+    the nearest papers come back and the model either just names them or writes generalities the
+    checker cannot back. That, with several of the question's words in no indexed paper at all
+    ("feder", "client"), means the corpus does not cover it: those words, else []."""
+    if any(s.supported for s in answer.model_sentences):
+        return []
+    unseen = get_retriever(prep.settings).lex.unseen(prep.question)
+    return unseen if len(unseen) >= OFF_CORPUS_WORDS else []
 
 
 def _unbacked(prep: Prepared, answer: Answer, relevance: float, raw: str) -> Answer:
@@ -334,6 +354,16 @@ def _no_number(prep: Prepared, answer: Answer) -> bool:
     # a bracketed number naming no source is the model's number too ("[15]" for "+15 points")
     stated = values_in(said) | {str(n) for n in answer.removed_citations}
     return not stated - values_in(prep.retrieval_query)
+
+
+_PAPERS_ASKED = re.compile(r"\b(which|what|list the|name the)\s+(papers?|studies|works)\b", re.I)  # … and their datasets
+
+
+def _names_across(prep: Prepared) -> bool:
+    """A multi-paper question that asks for names, not for papers ("list the datasets used to
+    check …"): answered without one, the model found none, as for a fact question (dev: "The
+    real-world datasets used to check the theory … are [1].")."""
+    return prep.shape.kind == "multi" and asks_for_name(prep.question) and not _PAPERS_ASKED.search(prep.question)
 
 
 def _no_name(prep: Prepared, answer: Answer) -> bool:

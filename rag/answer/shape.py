@@ -92,7 +92,7 @@ def classify(question: str) -> Shape:
 
 # Things known by their names: asked "which base model / datasets / benchmarks …", an answer that
 # names none ("RECKONING was evaluated on two multi-hop reasoning datasets [1].") has found none.
-_NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
+_NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:(?!(?:methods?|approach(?:es)?|techniques?|papers?|stud(?:y|ies)|works?|frameworks?|strateg(?:y|ies))\b)[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
                            r"retrievers?|search engines?|baselines?|backbones?|optimi[sz]ers?|languages?)\b", re.I)
 
 
