@@ -356,7 +356,8 @@ def _no_number(prep: Prepared, answer: Answer) -> bool:
     return not stated - values_in(prep.retrieval_query)
 
 
-_PAPERS_ASKED = re.compile(r"\b(which|what|list the|name the)\s+(papers?|studies|works)\b", re.I)  # … and their datasets
+# "which papers build theory-of-mind datasets, and what are the datasets?" asks for papers first
+_PAPERS_ASKED = re.compile(r"\b(which|what|list the|name the)\s+(papers?|studies|works)\b", re.I)
 
 
 def _names_across(prep: Prepared) -> bool:

@@ -92,7 +92,10 @@ def classify(question: str) -> Shape:
 
 # Things known by their names: asked "which base model / datasets / benchmarks …", an answer that
 # names none ("RECKONING was evaluated on two multi-hop reasoning datasets [1].") has found none.
-_NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:(?!(?:methods?|approach(?:es)?|techniques?|papers?|stud(?:y|ies)|works?|frameworks?|strateg(?:y|ies))\b)[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
+# The words between "which" and the thing may not hold another head noun: "which instruction-tuning
+# methods teach LLMs …" asks for methods.
+_OTHER_HEAD = r"(?:methods?|approach(?:es)?|techniques?|papers?|stud(?:y|ies)|works?|frameworks?|strateg(?:y|ies))\b"
+_NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:(?!" + _OTHER_HEAD + r")[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
                            r"retrievers?|search engines?|baselines?|backbones?|optimi[sz]ers?|languages?)\b", re.I)
 
 
