@@ -280,9 +280,9 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         yield "token", piece
     raw = "".join(pieces)
     answer = None if _declined(prep, raw) else _checked(prep, raw, relevance)
-    # the guess checks are for fact questions (and the name check for a multi-paper question asking
-    # for names): asked "which paper …", citing the paper answers ("The study by [1] inserts …"),
-    # whatever the question's wording ("how much it exploits …")
+    # the guess checks are for fact questions and for multi-paper questions asking for names, not
+    # papers ("which simulation benchmarks … and how many methods"): asked "which paper …", citing
+    # the paper answers ("The study by [1] inserts …"), whatever the question's wording
     fact = prep.shape.kind == "fact"
     named = fact or _names_across(prep)
     quantityless = answer is not None and fact and _no_number(prep, answer)
@@ -306,7 +306,7 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         prep.notes.append(f"no indexed paper uses the question's words {', '.join(unseen)}, and nothing the "
                           "model wrote could be verified")
         answer = _abstain(prep, relevance, raw)
-    elif fact and not any(s.supported for s in answer.model_sentences):
+    elif named and not any(s.supported for s in answer.model_sentences):
         answer = _unbacked(prep, answer, relevance, raw)
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens
     answer.timings = _timings(prep, first)
@@ -328,10 +328,10 @@ def _off_corpus(prep: Prepared, answer: Answer) -> list[str]:
 
 
 def _unbacked(prep: Prepared, answer: Answer, relevance: float, raw: str) -> Answer:
-    """A question with one answer, and nothing the model wrote can be backed. When the abstracts
-    also lack the thing asked for, or the answer states a number no retrieved abstract (nor the
-    question) states in any form, the answer is a guess: abstain (unanswerables that got past
-    retrieval were answered with invented learning rates and scores). Otherwise the model garbled
+    """A question asking for a fact or for names, and nothing the model wrote can be backed. When
+    the abstracts also lack the thing asked for, or the answer states a number no retrieved
+    abstract (nor the question) states in any form, the answer is a guess: abstain (unanswerables
+    that got past retrieval were answered with invented learning rates and scores). Otherwise the model garbled
     evidence that holds the answer: quote it. A second signal is required: on the test split,
     abstaining on an unbacked answer alone declined 9 of 75 answerable questions (0.12)."""
     reason = _guess_reason(prep, answer)
