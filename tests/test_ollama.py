@@ -182,30 +182,28 @@ def test_an_answer_without_the_name_asked_for_abstains(corpus_settings, fake, re
     assert not names or "OLMo2-7B" in answer.text
 
 
-@pytest.mark.parametrize("reply,names", [
-    ("The benchmarks used to evaluate reinforcement pretraining in these papers are [1] and [2].", False),
-    ("Reinforcement active pretraining improves Qwen3-4B-Base on MMLU-Pro and SuperGPQA [1].", True)])
-def test_a_multi_paper_answer_without_the_names_asked_for_abstains(corpus_settings, fake, reply, names):
-    fake.reply = reply
-    answer = rag.ask("List the benchmarks used to evaluate reinforcement pretraining in the papers that apply RL "
-                     "during pretraining.", backend="ollama", settings=_settings(corpus_settings, fake))
-    assert answer.kind == "multi" and answer.abstained != names
-    assert names or any("asks for a name" in n for n in answer.notes)
-    assert not names or "SuperGPQA" in answer.text
+RL_PRETRAINING = ("List the benchmarks used to evaluate reinforcement pretraining in the papers that apply RL "
+                  "during pretraining.")
+REFUSAL_COUNTS = ("List the datasets used to check refusal-aware tuning in the papers that teach models to refuse "
+                  "unknown questions, and how many questions each holds.")
 
 
-@pytest.mark.parametrize("reply,stands", [
-    ("The papers check it on 7,315 questions of the FactQuest-9 suite [1][2].", False),
-    ("They teach models to refuse questions beyond their knowledge [1][2].", True)])
-def test_a_multi_paper_answer_asking_for_names_and_counts_is_checked_like_a_fact(corpus_settings, fake, reply, stands):
+@pytest.mark.parametrize("question,reply,why", [
+    # no name the question does not hold: the model found none
+    (RL_PRETRAINING, "The benchmarks used to evaluate reinforcement pretraining in these papers are [1] and [2].",
+     "asks for a name"),
+    (RL_PRETRAINING, "Reinforcement active pretraining improves Qwen3-4B-Base on MMLU-Pro and SuperGPQA [1].", None),
     # asked for names and a count, an unbacked answer with a number no abstract states is a guess,
     # as for a fact question; one the abstracts back stands
+    (REFUSAL_COUNTS, "The papers check it on 7,315 questions of the FactQuest-9 suite [1][2].",
+     "none of the model's sentences could be verified"),
+    (REFUSAL_COUNTS, "They teach models to refuse questions beyond their knowledge [1][2].", None)])
+def test_a_multi_paper_question_asking_for_names_gets_the_fact_checks(corpus_settings, fake, question, reply, why):
     fake.reply = reply
-    answer = rag.ask("List the datasets used to check refusal-aware tuning in the papers that teach models to refuse "
-                     "unknown questions, and how many questions each holds.", backend="ollama",
-                     settings=_settings(corpus_settings, fake))
-    assert answer.kind == "multi" and answer.abstained != stands
-    assert stands or any("none of the model's sentences could be verified" in n for n in answer.notes)
+    answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.kind == "multi" and answer.abstained == bool(why)
+    assert not why or any(why in n for n in answer.notes)
+    assert why or any(s.origin == "model" and s.supported for s in answer.sentences)  # the backed answer leads
 
 
 @pytest.mark.parametrize("question,off", [
