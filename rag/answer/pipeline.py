@@ -331,8 +331,8 @@ def _unbacked(prep: Prepared, answer: Answer, relevance: float, raw: str) -> Ans
     """A question asking for a fact or for names, and nothing the model wrote can be backed. When
     the abstracts also lack the thing asked for, or the answer states a number no retrieved
     abstract (nor the question) states in any form, the answer is a guess: abstain (unanswerables
-    that got past retrieval were answered with invented learning rates and scores). Otherwise the model garbled
-    evidence that holds the answer: quote it. A second signal is required: on the test split,
+    that got past retrieval were answered with invented learning rates and scores). Otherwise the
+    model garbled evidence that holds the answer: quote it. A second signal is required: on the test split,
     abstaining on an unbacked answer alone declined 9 of 75 answerable questions (0.12)."""
     reason = _guess_reason(prep, answer)
     if not reason:
