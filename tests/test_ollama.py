@@ -216,6 +216,40 @@ def test_a_topic_no_paper_covers_abstains_when_nothing_the_model_wrote_is_backed
     assert off == any("no indexed paper uses the question's words chess, poker" in n for n in answer.notes)
 
 
+LIMITATIONS = "How many limitations of multilingual evaluation does the position paper on multilingual benchmarks highlight?"
+
+
+@pytest.mark.parametrize("count,invented", [("9", True), ("6", False)])
+def test_a_quantity_no_abstract_states_abstains_beside_a_backed_sentence(corpus_settings, fake, count, invented):
+    # the backed sentence states no number; the quantity asked for is only in the unbacked one
+    fake.reply = (f"The position paper highlights limitations in current multilingual evaluation practices [1]. "
+                  f"It counts {count} such limitations [1].")
+    answer = rag.ask(LIMITATIONS, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert answer.kind == "fact" and answer.abstained == invented
+    assert invented == any("the only one the model gave (9)" in n for n in answer.notes)
+
+
+REFUSING = "Which papers teach language models to refuse questions they do not know the answer to?"
+R_TUNING = "R-Tuning: Teaching Large Language Models to Refuse Unknown Questions"
+
+
+@pytest.mark.parametrize("reply,threshold,abstains", [
+    # only the nearest paper's name, or generalities nothing backs: over weak evidence, off topic
+    (f"[1] {R_TUNING}", 2.0, True),
+    ("These papers study this widely used technique in great depth across many settings [1][2].", 2.0, True),
+    ("These papers study this widely used technique in great depth across many settings [1][2].", 0.0, False),
+    # a backed claim about a paper stands, however weak the evidence
+    ("R-Tuning constructs refusal-aware data to tune LLMs to refrain from responding to questions beyond their "
+     "parametric knowledge [1].", 2.0, False)])
+def test_a_papers_answer_backing_nothing_abstains_over_weak_evidence(corpus_settings, fake, reply, threshold, abstains):
+    fake.reply = reply
+    answer = rag.ask(REFUSING, backend="ollama",
+                     settings=_settings(corpus_settings, fake, abstain_unbacked_below=threshold))
+    assert answer.kind == "multi" and answer.abstained == abstains
+    assert abstains == any("beyond naming papers" in n for n in answer.notes)
+    assert abstains or any(c.title == R_TUNING for c in answer.citations)
+
+
 def test_the_lexicon_knows_which_words_no_chunk_holds(corpus_settings):
     from rag.query.retrieval import get_retriever
 

@@ -302,9 +302,17 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
     elif declined:  # strong evidence the model did not use: quote it rather than refuse
         prep.notes.append("the model found no direct answer in the sources; the closest evidence is quoted")
         answer = _answer(prep, compose.evidence(prep.sources, prep.shape), relevance, raw)
+    elif fact and (invented := _invented_quantity(prep, answer)):
+        prep.notes.append(f"the question asks for a quantity, and the only one the model gave ({invented}) is in "
+                          "no retrieved abstract")
+        answer = _abstain(prep, relevance, raw)
     elif not fact and (unseen := _off_corpus(prep, answer)):
         prep.notes.append(f"no indexed paper uses the question's words {', '.join(unseen)}, and nothing the "
                           "model wrote could be verified")
+        answer = _abstain(prep, relevance, raw)
+    elif not fact and relevance < prep.settings.abstain_unbacked_below and not _backed_claims(prep, answer):
+        prep.notes.append(f"nothing the model wrote could be verified beyond naming papers, and the best evidence "
+                          f"relevance {relevance:.2f} < {prep.settings.abstain_unbacked_below:.2f}")
         answer = _abstain(prep, relevance, raw)
     elif named and not any(s.supported for s in answer.model_sentences):
         answer = _unbacked(prep, answer, relevance, raw)
@@ -325,6 +333,31 @@ def _off_corpus(prep: Prepared, answer: Answer) -> list[str]:
         return []
     unseen = get_retriever(prep.settings).lex.unseen(prep.question)
     return unseen if len(unseen) >= OFF_CORPUS_WORDS else []
+
+
+def _invented_quantity(prep: Prepared, answer: Answer) -> str | None:
+    """Asked "how many …", the model's backed sentences state no number and its unbacked ones state
+    one no retrieved abstract (nor the question) states in any form: that number, else None. The
+    backed part is then the question's own setting, the quantity a guess (dev: "which pair of
+    domains conflicted most, and how many points were lost?" -> "… lost 10 points" from an abstract
+    that gives no points at all)."""
+    if not ev.wants_number(prep.question):
+        return None
+    backed = " ".join(s.text for s in answer.model_sentences if s.supported)
+    if values_in(backed) - values_in(prep.retrieval_query):
+        return None
+    unbacked = " ".join(s.text for s in answer.model_sentences if not s.supported)
+    retrieved = " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
+    invented = missing_numbers(unbacked, retrieved) if unbacked else []
+    return invented[0] if invented else None
+
+
+def _backed_claims(prep: Prepared, answer: Answer) -> bool:
+    """Did the model write anything verified besides the papers' names? Over weak evidence, a
+    "which papers …" answer that only names the nearest papers (or says what none of them backs)
+    is what off-topic questions get: traffic-signal control, protein design, sparse autoencoders
+    in a corpus without them all came back as "[1] <nearest title>"."""
+    return any(s.supported and not _names_only(s.text, prep.sources) for s in answer.model_sentences)
 
 
 def _unbacked(prep: Prepared, answer: Answer, relevance: float, raw: str) -> Answer:
