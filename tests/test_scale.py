@@ -102,7 +102,7 @@ def test_dense_ranking_is_identical_in_fresh_processes_and_exact(corpus_settings
 
 
 def test_bm25_scores_match_bm25s_and_top_k_is_a_partial_sort(small_settings):
-    """Our one-bincount scoring against bm25s's reference, and top_k against a full sort."""
+    """Our per-token scoring against bm25s's reference, and top_k against a full sort."""
     from rag.index.bm25 import tokenize, top_k
 
     build_index(small_settings)
