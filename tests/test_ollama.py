@@ -227,6 +227,7 @@ def test_a_quantity_no_abstract_states_abstains_beside_a_backed_sentence(corpus_
     answer = rag.ask(LIMITATIONS, backend="ollama", settings=_settings(corpus_settings, fake))
     assert answer.kind == "fact" and answer.abstained == invented
     assert invented == any("the only one the model gave (9)" in n for n in answer.notes)
+    assert not invented or [s.text for s in answer.unverified if "9" in s.text]  # the guess is shown apart
 
 
 REFUSING = "Which papers teach language models to refuse questions they do not know the answer to?"

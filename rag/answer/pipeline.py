@@ -305,7 +305,9 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
     elif fact and (invented := _invented_quantity(prep, answer)):
         prep.notes.append(f"the question asks for a quantity, and the only one the model gave ({invented}) is in "
                           "no retrieved abstract")
-        answer = _abstain(prep, relevance, raw)
+        abstained = _abstain(prep, relevance, raw)
+        abstained.unverified = answer.unverified  # the guess stays visible, set apart
+        answer = abstained
     elif not fact and (unseen := _off_corpus(prep, answer)):
         prep.notes.append(f"no indexed paper uses the question's words {', '.join(unseen)}, and nothing the "
                           "model wrote could be verified")
@@ -341,9 +343,9 @@ def _invented_quantity(prep: Prepared, answer: Answer) -> str | None:
     backed part is then the question's own setting, the quantity a guess (dev: "which pair of
     domains conflicted most, and how many points were lost?" -> "… lost 10 points" from an abstract
     that gives no points at all)."""
-    if not ev.wants_number(prep.question):
-        return None
     backed = " ".join(s.text for s in answer.model_sentences if s.supported)
+    if not ev.wants_number(prep.question) or not backed:  # nothing backed: `_unbacked` judges it
+        return None
     if values_in(backed) - values_in(prep.retrieval_query):
         return None
     unbacked = " ".join(s.text for s in answer.model_sentences if not s.supported)
