@@ -349,9 +349,13 @@ def _invented_quantity(prep: Prepared, answer: Answer) -> str | None:
     if values_in(backed) - values_in(prep.retrieval_query):
         return None
     unbacked = " ".join(s.text for s in answer.model_sentences if not s.supported)
-    retrieved = " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
-    invented = missing_numbers(unbacked, retrieved) if unbacked else []
+    invented = missing_numbers(unbacked, _retrieved_text(prep)) if unbacked else []
     return invented[0] if invented else None
+
+
+def _retrieved_text(prep: Prepared) -> str:
+    """What a number the model states may come from: the question and the retrieved abstracts."""
+    return " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
 
 
 def _backed_claims(prep: Prepared, answer: Answer) -> bool:
@@ -445,8 +449,7 @@ def _guess_reason(prep: Prepared, answer: Answer) -> str | None:
     names = [] if ev.wants_number(prep.question) else [n for n in entities_in(said) if not named_in(n, known)]
     if names:
         return f"the top-ranked abstract never names its {names[0]}"
-    retrieved = " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
-    invented = missing_numbers(said, retrieved)
+    invented = missing_numbers(said, _retrieved_text(prep))
     if invented:
         return f"no retrieved abstract states its number {invented[0]}"
     return None
