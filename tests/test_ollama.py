@@ -251,6 +251,16 @@ def test_a_papers_answer_backing_nothing_abstains_over_weak_evidence(corpus_sett
     assert abstains or any(c.title == R_TUNING for c in answer.citations)
 
 
+def test_a_which_paper_answer_naming_the_paper_stands_over_weak_evidence(corpus_settings, fake):
+    """Asked "which paper …", naming the paper is the answer, however weakly the user's own
+    description matches its abstract."""
+    fake.reply = f"[1] {R_TUNING}"
+    answer = rag.ask("Which paper teaches language models to refuse questions they do not know the answer to?",
+                     backend="ollama", settings=_settings(corpus_settings, fake, abstain_unbacked_below=2.0))
+    assert answer.kind == "which_paper" and not answer.abstained
+    assert answer.citations[0].title == R_TUNING
+
+
 def test_the_lexicon_knows_which_words_no_chunk_holds(corpus_settings):
     from rag.query.retrieval import get_retriever
 

@@ -61,6 +61,9 @@ def test_classify(question, kind):
     # the thing asked for is the first noun after "which": methods, not the LLMs they teach
     ("Which instruction-tuning methods teach LLMs to decline questions?", False),
     ("Which papers evaluate on the GSM8K benchmark?", False),
+    # a noun right after an auxiliary is the subject: the question asks what they could state
+    ("What were models trained only on coin-flip outcomes able to state afterwards?", False),
+    ("What was the backbone model of the retriever?", True),
 ])
 def test_questions_asking_for_a_name(question, name):
     assert asks_for_name(question) == name

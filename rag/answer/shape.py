@@ -99,9 +99,14 @@ _NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:(?!" + _OTHER
                            r"retrievers?|search engines?|baselines?|backbones?|optimi[sz]ers?|languages?)\b", re.I)
 
 
+# "What were models trained only on coin flips able to state?": a noun straight after an auxiliary
+# is the clause's subject, not the thing asked for ("what was the backbone model" still asks).
+_AUX_BEFORE = re.compile(r"\b(is|are|was|were|do|does|did|has|have|had|can|could|will|would)\s+\S+$", re.I)
+
+
 def asks_for_name(question: str) -> bool:
     """Does the question ask for something answered by its name (a model, a dataset …)?"""
-    return bool(_NAMED_THINGS.search(question))
+    return any(not _AUX_BEFORE.search(m.group(0)) for m in _NAMED_THINGS.finditer(question))
 
 
 # Listing details a metadata question can ask for, and the words that ask for them.
