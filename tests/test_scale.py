@@ -116,6 +116,21 @@ def test_bm25_scores_match_bm25s_and_top_k_is_a_partial_sort(small_settings):
     assert lex.scores("zzzz qqqq", None) is None
 
 
+def test_filtered_dense_scores_are_the_same_window_by_window(small_settings, monkeypatch):
+    """The exact (filtered) dense path reads the vectors one file window at a time, releasing each;
+    with windows of 7 rows it still gives every row's plain dot product, in order."""
+    from rag.index import bm25
+
+    build_index(small_settings)
+    lex = Retriever(small_settings).lex
+    monkeypatch.setattr(bm25, "VECTOR_WINDOW", 7)
+    rows = np.arange(0, len(lex), 3)
+    qvec = minilm_query("grading handwritten exams")
+    np.testing.assert_allclose(lex.similarities(rows, qvec), np.asarray(lex.vectors[rows], dtype=np.float32) @ qvec,
+                               rtol=1e-6)
+    assert lex.similarities(rows[:0], qvec).shape == (0,)
+
+
 def test_ids_are_looked_up_without_copying_or_cutting_them(small_settings):
     """rows_of searches the memory-mapped ids in their own width: a longer id is absent, not cut
     to the width and matched against a stored one."""

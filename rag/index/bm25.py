@@ -132,6 +132,8 @@ class Lexicon:
         self._maps = [m for m in (getattr(a, "_mmap", None) for a in self._arrays()) if m is not None]
         for m in self._maps:
             m.madvise(mmap.MADV_RANDOM)
+        # postings are read, not mapped: see `FileSlices`
+        self._postings = {k: FileSlices(self.bm25.scores[k]) for k in ("data", "indices")}
         self.texts = text_store.Texts(folder)
 
     def _arrays(self) -> list[np.ndarray]:
@@ -153,8 +155,25 @@ class Lexicon:
         ids = self.bm25.get_tokens_ids(tokens)
         if not ids:
             return None
-        scores = _score(self.bm25.scores, np.asarray(ids, dtype=np.int64))
+        scores = _score({**self.bm25.scores, **self._postings}, np.asarray(ids, dtype=np.int64))
         return scores if mask is None else scores * mask
+
+    def similarities(self, rows: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+        """Cosine of `qvec` with the stored vectors of `rows` (ascending), one window of the file
+        at a time, each window's pages dropped before the next. Touching one scattered row maps
+        its whole neighbourhood (the kernel's fault-around, a large folio): at 100k papers the
+        ~2k rows of an organisation filter mapped all 187 MB of vectors.npy, and that, not the
+        steady state, set the search process's peak RSS (1,045 MB in `make bench-scale`)."""
+        sims, pages = np.empty(len(rows), dtype=np.float32), getattr(self.vectors, "_mmap", None)
+        cuts = np.searchsorted(rows, np.arange(VECTOR_WINDOW, len(self) + VECTOR_WINDOW, VECTOR_WINDOW))
+        start = 0
+        for end in np.unique(cuts):
+            if end > start:
+                sims[start:end] = np.asarray(self.vectors[rows[start:end]], dtype=np.float32) @ qvec
+                if pages is not None:
+                    pages.madvise(mmap.MADV_DONTNEED)
+            start = end
+        return sims
 
     def unseen(self, text: str) -> list[str]:
         """The stemmed words of `text` (stopwords aside) that no indexed chunk contains."""
@@ -185,6 +204,28 @@ class Lexicon:
         found = (self.sorted_ids[pos] == wanted) & fits
         out[found] = np.asarray(self.chunk_order)[pos[found]]
         return out
+
+
+VECTOR_WINDOW = 16_384  # rows of vectors.npy scored between two releases (12 MB at 384 dimensions)
+
+
+class FileSlices:
+    """Slices of a saved .npy array read with pread instead of through its memory map.
+
+    A query reads each of its tokens' postings once. Through the map, every touched page also
+    maps its neighbours (fault-around, large folios) and stays in the resident set until
+    released; read, a token's postings are a buffer freed after use, and the file stays in the
+    page cache all the same. numpy has no positional read of a slice, hence this small class."""
+
+    def __init__(self, array: np.ndarray):
+        self.dtype = array.dtype
+        self._file = open(array.filename, "rb", buffering=0)
+        self._offset = array.offset
+
+    def __getitem__(self, span: slice) -> np.ndarray:
+        size = self.dtype.itemsize
+        data = os.pread(self._file.fileno(), (span.stop - span.start) * size, self._offset + span.start * size)
+        return np.frombuffer(data, dtype=self.dtype)
 
 
 def _score(matrix: dict, token_ids: np.ndarray) -> np.ndarray:

@@ -181,7 +181,7 @@ class Retriever:
     def _exact(self, qvec: np.ndarray, rows: np.ndarray, n: int) -> list[tuple[int, float]]:
         from rag.index.bm25 import top_k
 
-        sims = np.asarray(self.lex.vectors[rows], dtype=np.float32) @ qvec
+        sims = self.lex.similarities(rows, qvec)
         return [(int(rows[i]), float(sims[i])) for i in top_k(sims, n, positive=False)]
 
     def _hnsw(self, qvec: np.ndarray, n: int, mask, where) -> list[tuple[int, float]]:
