@@ -2,8 +2,9 @@
 
 Built at index time and saved in a generation folder beside its collection (see
 `rag.index.manifest`); loaded memory-mapped at query time, so opening it costs milliseconds
-and resident memory grows only with the pages a query touches. Row `i` of every per-chunk
-array is BM25 document `i`:
+and resident memory grows only with the pages a query touches (a query's postings are read with
+pread rather than touched through the map, and mapped pages are dropped after each step: see
+`FileSlices`, `Lexicon.similarities`). Row `i` of every per-chunk array is BM25 document `i`:
 
     chunk_ids.npy     chunk id (fixed-width unicode)        sorted_ids.npy   the same, sorted
     chunk_order.npy   row of each sorted id (for id -> row lookups by binary search)
