@@ -16,8 +16,8 @@ Measured per size, each in a fresh process where it matters:
 - peak RSS of that process; disk bytes per chunk (Chroma + BM25 files); no-op `rag index` from
   process start and in-process; dense recall@10 of Chroma against exact numpy search over the
   same vectors; `rag ask --backend extractive` from process start to the sources on screen,
-  alternating question by question with the same on the real 275-paper seed corpus. 1M papers is a linear projection from the
-  10k -> 100k slope (stated as such).
+  alternating question by question with the same on the real 275-paper seed corpus. 1M papers
+  is a linear projection from the 10k -> 100k slope (stated as such).
 """
 
 from __future__ import annotations
