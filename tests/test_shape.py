@@ -152,3 +152,23 @@ def test_author_names_are_not_in_the_listings_so_the_answer_abstains(corpus_sett
     a = rag.ask("Who is the first author of the AsyncFlow streaming RL framework paper?", backend="extractive",
                 settings=corpus_settings)
     assert a.abstained and any("author names" in n for n in a.notes)
+
+
+def test_a_question_asking_for_names_ranks_the_sentence_that_names_them_first(corpus_settings, monkeypatch):
+    from rag.answer.citations import entities_in, named_in
+    from rag.query import evidence
+
+    q = "Which models were the reasoning-derived control vectors applied to in the representation-engineering study?"
+    hits = search(q, k=1, settings=corpus_settings)
+    named = score_sentences(q, hits)[0]
+    monkeypatch.setattr(evidence, "NAME_BONUS", 0.0)
+    plain = score_sentences(q, hits)[0]
+    assert [s.relevance for s in named] == [s.relevance for s in plain]  # abstention sees the same relevance
+
+    def new_names(s):
+        return [n for n in entities_in(s.text) if not named_in(n, q.lower()) and not re.fullmatch(r"[A-Z]{2,4}s?", n)]
+
+    best, best_plain = max(named, key=lambda s: s.rank), max(plain, key=lambda s: s.rank)
+    assert new_names(best) and not new_names(best_plain)
+    # a field acronym (LLM, RL) names nothing: a sentence holding only those is not lifted
+    assert all(n.rank == p.rank for n, p in zip(named, plain) if not new_names(p))

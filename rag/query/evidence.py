@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag.index.chunking import count_tokens, split_sentences
-from rag.answer.citations import content_stems, entities_in
+from rag.answer.citations import content_stems, entities_in, named_in
+from rag.answer.shape import asks_for_name
 from rag.index.embedding import get_minilm, minilm_query
 from rag.query.retrieval import Hit
 
@@ -75,6 +76,7 @@ def wants_number(question: str) -> bool:
 # Tuned on the dev split (scripted sweep over the gold questions, test split checked after):
 LEXICAL_WEIGHT = 0.3  # cosine alone misses exact terms (dataset names, metrics)
 NUMBER_BONUS = 0.3  # "how many…" wants the sentence that has the number
+NAME_BONUS = 0.15  # "which models …" wants the sentence naming one the question does not (dev: 0.15 and 0.3 tie)
 OPENING_PENALTY = 0.1  # an abstract's first sentence is background far more often than an answer
 # What a paper itself contributes or finds ("we introduce X", "results show Y"), as opposed to the
 # background it starts from.
@@ -103,17 +105,32 @@ def score_sentences(question: str, hits: list[Hit], claim_bonus: float = 0.0) ->
         return [[] for _ in hits]
     sims = get_minilm().embed(flat, truncate=True) @ minilm_query(question)  # a run-on sentence may exceed 256
     q_stems, numeric = content_stems(question), bool(_NUMERIC_Q.search(question))
+    names = not numeric and asks_for_name(question)
     out, i = [], 0
     for sents in per_hit:
-        out.append([_scored(j, s, float(sims[i + j]), q_stems, numeric, claim_bonus) for j, s in enumerate(sents)])
+        out.append([_scored(j, s, float(sims[i + j]), q_stems, numeric, claim_bonus,
+                            NAME_BONUS if names and _names_new(s, question) else 0.0) for j, s in enumerate(sents)])
         i += len(sents)
     return out
 
 
-def _scored(pos: int, sentence: str, cos: float, q_stems: set[str], numeric: bool, claim_bonus: float) -> Scored:
+_FIELD_ACRONYM = re.compile(r"^[A-Z]{2,4}s?$")
+
+
+def _names_new(sentence: str, question: str) -> bool:
+    """Does the sentence name something (a model, a dataset) the question does not? Short
+    acronyms (LLM, RL, NLP) name a field, not a thing."""
+    asked = question.lower()
+    return any(not _FIELD_ACRONYM.match(n) and not named_in(n, asked) for n in entities_in(sentence))
+
+
+
+def _scored(pos: int, sentence: str, cos: float, q_stems: set[str], numeric: bool, claim_bonus: float,
+            name_bonus: float = 0.0) -> Scored:
     lexical = len(q_stems & content_stems(sentence)) / len(q_stems) if q_stems else 0.0
     relevance = cos + LEXICAL_WEIGHT * lexical
     bonus = (NUMBER_BONUS if numeric and re.search(r"\d", sentence) else 0.0) - (OPENING_PENALTY if pos == 0 else 0.0)
+    bonus += name_bonus
     bonus += claim_bonus if claim_bonus and _CLAIM.search(sentence) else 0.0
     return Scored(pos, sentence, relevance, relevance + bonus)
 
