@@ -8,7 +8,7 @@ import pytest
 
 import rag
 from rag.answer.pipeline import _checked, _declined, prepare
-from rag.answer.shape import asks_for_name, classify
+from rag.answer.shape import asks_for_name, classify, sub_questions
 from rag.query.evidence import score_sentences, wants_number
 from rag.query.retrieval import search
 
@@ -172,3 +172,27 @@ def test_a_question_asking_for_names_ranks_the_sentence_that_names_them_first(co
     assert new_names(best) and not new_names(best_plain)
     # a field acronym (LLM, RL) names nothing: a sentence holding only those is not lifted
     assert all(n.rank == p.rank for n, p in zip(named, plain) if not new_names(p))
+
+
+@pytest.mark.parametrize("question,parts", [
+    ("How does the teacher model the student, and what happens when the teacher is misaligned?", 2),
+    ("Which base models is TÜLU 3 built on, and what RL method does it introduce?", 2),
+    ("Can it carry out a long procedure reliably? What does the corpus say?", 2),
+    ("Which papers study math and reasoning?", 0),
+    ("What speedup does AsyncFlow report over its baseline?", 0),
+])
+def test_a_compound_question_is_split_into_the_questions_it_asks(question, parts):
+    assert len(sub_questions(question)) == parts
+
+
+def test_each_part_of_a_compound_question_brings_its_own_best_sentence(corpus_settings, monkeypatch):
+    from rag.query import evidence
+
+    q = "What speedup does AsyncFlow report, and which storage design does it use for streaming?"
+    hits = search(q, k=1, settings=corpus_settings)
+    with_parts = score_sentences(q, hits)[0]
+    monkeypatch.setattr(evidence, "PART_BONUS", 0.0)
+    plain = score_sentences(q, hits)[0]
+    assert [s.relevance for s in with_parts] == [s.relevance for s in plain]
+    lifted = [s.pos for s, p in zip(with_parts, plain) if s.rank > p.rank]
+    assert 1 <= len(lifted) <= len(sub_questions(q))  # one best sentence per part, per paper

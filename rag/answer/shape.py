@@ -112,6 +112,18 @@ def asks_for_name(question: str) -> bool:
     return any(not _AUX_BEFORE.search(m.group(0)) for m in _NAMED_THINGS.finditer(question))
 
 
+# "How does the teacher model the student, and what happens when it is misaligned?" asks two things
+_SUB = re.compile(r"(?:,\s*(?:and|or|but)\s+|\s+and\s+|\?\s+|;\s*)(?=(?:how|what|which|where|when|why|who|"
+                  r"whether|does|do|did|is|are|was|were|can|could)\b)", re.I)
+
+
+def sub_questions(question: str) -> list[str]:
+    """The questions a compound question asks, in order; [] when it asks one thing."""
+    parts = [p.strip(" ,;?") for p in _SUB.split(question.strip())]
+    parts = [p for p in parts if p]
+    return parts if len(parts) >= 2 else []
+
+
 # Listing details a metadata question can ask for, and the words that ask for them.
 FIELDS = {
     "org": re.compile(r"\b(organi[sz]ation|company|lab|institution|group|team|behind|released|developed|credited)\b", re.I),
