@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.citations import answer_sentences, missing_numbers, parse_markers, supports
+from rag.answer.citations import answer_sentences, entities_in, missing_numbers, parse_markers, supports
 
 # Recorded shapes of SmolLM2 / llama3 outputs (3 numbered sources).
 @pytest.mark.parametrize("raw,cited,removed", [
@@ -91,3 +91,9 @@ def test_compound_with_an_absent_name_is_still_unsupported():
     s = supports(ROBOT, "RoboFuME uses a CLIP-based reward classifier.")
     assert not s.ok and "CLIP-based" in s.reason
     assert not supports(ROBOT, "RoboFuME uses GPT-4 as a reward classifier.").ok
+
+
+def test_a_fields_acronym_is_not_a_name():
+    # "built on pre-trained VLMs" names no model; "Mistral-7B-Instruct" and "GPUs" do
+    assert entities_in("RoboFuME builds its reward classifier on pre-trained VLMs and LLMs for RL.") == ["RoboFuME"]
+    assert entities_in("We apply control vectors to Mistral-7B-Instruct on 8 GPUs.") == ["Mistral-7B-Instruct", "GPUs"]

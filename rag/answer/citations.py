@@ -88,8 +88,10 @@ nor also both each more most other some any all into over under about between th
 paper papers study studies work approach method methods model models propose proposes proposed show shows
 shown results result using use used based new via per one two three""".split())
 # a common noun written in capitals: "external APIs" asks about tools, it names nothing to look up
-# (GPUs stay names: "how many GPUs …" is answered only by an abstract that mentions them)
-_COMMON_ACRONYMS = frozenset(("api", "apis"))
+# (GPUs stay names: "how many GPUs …" is answered only by an abstract that mentions them); nor
+# does a field's acronym: "built on pre-trained VLMs" answers "which vision-language model" with none
+_COMMON_ACRONYMS = frozenset(("api", "apis", "ai", "ml", "nlp", "rl", "lm", "lms", "llm", "llms", "vlm", "vlms",
+                              "mllm", "mllms", "slm", "slms", "lrm", "lrms"))
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]*|\d+(?:[.,]\d+)*%?")
 
 
