@@ -154,16 +154,24 @@ def test_author_names_are_not_in_the_listings_so_the_answer_abstains(corpus_sett
     assert a.abstained and any("author names" in n for n in a.notes)
 
 
-def test_a_question_asking_for_names_ranks_the_sentence_that_names_them_first(corpus_settings, monkeypatch):
-    from rag.answer.citations import entities_in, named_in
+def _scored_with_and_without(q, bonus, settings, monkeypatch):
+    """The top paper's sentences scored as shipped, and with the evidence constant `bonus` at 0;
+    abstention must see the same relevance either way."""
     from rag.query import evidence
 
-    q = "Which models were the reasoning-derived control vectors applied to in the representation-engineering study?"
-    hits = search(q, k=1, settings=corpus_settings)
-    named = score_sentences(q, hits)[0]
-    monkeypatch.setattr(evidence, "NAME_BONUS", 0.0)
+    hits = search(q, k=1, settings=settings)
+    shipped = score_sentences(q, hits)[0]
+    monkeypatch.setattr(evidence, bonus, 0.0)
     plain = score_sentences(q, hits)[0]
-    assert [s.relevance for s in named] == [s.relevance for s in plain]  # abstention sees the same relevance
+    assert [s.relevance for s in shipped] == [s.relevance for s in plain]
+    return shipped, plain
+
+
+def test_a_question_asking_for_names_ranks_the_sentence_that_names_them_first(corpus_settings, monkeypatch):
+    from rag.answer.citations import entities_in, named_in
+
+    q = "Which models were the reasoning-derived control vectors applied to in the representation-engineering study?"
+    named, plain = _scored_with_and_without(q, "NAME_BONUS", corpus_settings, monkeypatch)
 
     def new_names(s):
         return [n for n in entities_in(s.text) if not named_in(n, q.lower()) and not re.fullmatch(r"[A-Z]{2,4}s?", n)]
@@ -186,13 +194,7 @@ def test_a_compound_question_is_split_into_the_questions_it_asks(question, parts
 
 
 def test_each_part_of_a_compound_question_brings_its_own_best_sentence(corpus_settings, monkeypatch):
-    from rag.query import evidence
-
     q = "What speedup does AsyncFlow report, and which storage design does it use for streaming?"
-    hits = search(q, k=1, settings=corpus_settings)
-    with_parts = score_sentences(q, hits)[0]
-    monkeypatch.setattr(evidence, "PART_BONUS", 0.0)
-    plain = score_sentences(q, hits)[0]
-    assert [s.relevance for s in with_parts] == [s.relevance for s in plain]
+    with_parts, plain = _scored_with_and_without(q, "PART_BONUS", corpus_settings, monkeypatch)
     lifted = [s.pos for s, p in zip(with_parts, plain) if s.rank > p.rank]
     assert 1 <= len(lifted) <= len(sub_questions(q))  # one best sentence per part, per paper
