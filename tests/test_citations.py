@@ -97,3 +97,11 @@ def test_a_fields_acronym_is_not_a_name():
     # "built on pre-trained VLMs" names no model; "Mistral-7B-Instruct" and "GPUs" do
     assert entities_in("RoboFuME builds its reward classifier on pre-trained VLMs and LLMs for RL.") == ["RoboFuME"]
     assert entities_in("We apply control vectors to Mistral-7B-Instruct on 8 GPUs.") == ["Mistral-7B-Instruct", "GPUs"]
+
+
+def test_digits_inside_a_name_are_not_a_number_the_abstract_states():
+    abstract = "We distill o1 traces into Qwen2.5-32B and test on GSM8K; a sim0.01% subset of weights suffices."
+    assert missing_numbers("1 human annotator wrote the data.", abstract) == ["1"]  # "o1" states no 1
+    assert missing_numbers("It trains a 32B model on 8K problems.", abstract) == ["8K"]  # GSM8K is a name
+    assert not missing_numbers("A 0.01% subset of the weights suffices.", abstract)  # LaTeX "\sim0.01%"
+    assert not missing_numbers("They fine-tune Qwen2.5-32B.", abstract)

@@ -117,7 +117,11 @@ _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen twenty".split())} | {
     w: str(10 * i) for i, w in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), 3)}
-_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)*)%?(?:\s*(k|m|b|t|thousand|million|billion|trillion)(?![a-z]))?", re.I)
+# Digits inside a word are part of a name, not a quantity: "o1", "GSM8K", "Qwen2.5" state no number
+# (an abstract about o1 does not back "1 human annotator"). The scraped abstracts keep LaTeX
+# relations glued to numbers ("sim0.01%" for ~0.01%): those are quantities.
+_QUANTITY = re.compile(r"(?:(?<![A-Za-z\d.,])|(?<=sim)|(?<=approx)|(?<=leq)|(?<=geq)|(?<=times))"
+                       r"(\d+(?:[.,]\d+)*)%?(?:\s*(k|m|b|t|thousand|million|billion|trillion)(?![a-z]))?", re.I)
 _WORD_NUMBER = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b", re.I)
 
 
