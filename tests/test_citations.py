@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.citations import answer_sentences, entities_in, missing_numbers, parse_markers, supports
+from rag.answer.citations import (answer_sentences, entities_in, expanded_acronyms, missing_numbers, parse_markers,
+                                  supports)
 
 # Recorded shapes of SmolLM2 / llama3 outputs (3 numbered sources).
 @pytest.mark.parametrize("raw,cited,removed", [
@@ -105,3 +106,9 @@ def test_digits_inside_a_name_are_not_a_number_the_abstract_states():
     assert missing_numbers("It trains a 32B model on 8K problems.", abstract) == ["8K"]  # GSM8K is a name
     assert not missing_numbers("A 0.01% subset of the weights suffices.", abstract)  # LaTeX "\sim0.01%"
     assert not missing_numbers("They fine-tune Qwen2.5-32B.", abstract)
+
+
+def test_a_spelled_out_acronym_names_nothing_new():
+    said = "It was trained with Group Relative Policy Optimization on Llama models from Meta."
+    assert expanded_acronyms(said, ["GRPO", "LLMs"]) == {"Group", "Relative", "Policy", "Optimization"}
+    assert not expanded_acronyms(said, ["DPO", "PPO"])  # no run of capitals spells those

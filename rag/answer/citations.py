@@ -177,6 +177,19 @@ def entities_in(sentence: str) -> list[str]:
     return list(out)
 
 
+def expanded_acronyms(text: str, acronyms: list[str]) -> set[str]:
+    """The words of `text` that spell out one of `acronyms`: "Group Relative Policy Optimization"
+    for GRPO. Such a phrase names what the acronym named, nothing new."""
+    words = _WORD.findall(text)
+    out: set[str] = set()
+    for a in {x.rstrip("s").upper() for x in acronyms if x.rstrip("s").isupper() and len(x.rstrip("s")) >= 2}:
+        for i in range(len(words) - len(a) + 1):
+            run = words[i:i + len(a)]
+            if all(w[0].isupper() for w in run) and "".join(w[0] for w in run) == a:
+                out.update(run)
+    return out
+
+
 def named_in(name: str, ev_lower: str) -> bool:
     """Does the (lower-cased) evidence name `name`? A hyphenated compound of a name and a plain
     word ("VLM-based", "RL-trained") counts when its named parts occur: the abstract says "VLMs …

@@ -25,7 +25,7 @@ from typing import Iterator
 
 from rag.answer import compose
 from rag.answer.citations import (answer_sentences, best_evidence_sentence, content_stems, entities_in,
-                                  missing_numbers, named_in, parse_markers, supports, values_in)
+                                  expanded_acronyms, missing_numbers, named_in, parse_markers, supports, values_in)
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
                                 SMALL_RULES, TASKS, USER)
 from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, asks_for_name, classify
@@ -419,7 +419,8 @@ def _no_name(prep: Prepared, answer: Answer) -> bool:
         return False
     said = _without_titles(_said(answer), prep.sources)
     asked = prep.retrieval_query.lower()
-    return not [n for n in entities_in(said) if not named_in(n, asked)]
+    spelled = expanded_acronyms(said, entities_in(prep.retrieval_query))  # "Group Relative …" for GRPO
+    return not [n for n in entities_in(said) if not named_in(n, asked) and n not in spelled]
 
 
 def _restates(prep: Prepared, answer: Answer) -> bool:
