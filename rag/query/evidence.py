@@ -129,7 +129,6 @@ def _names_new(sentence: str, question: str) -> bool:
     return any(not _FIELD_ACRONYM.match(n) and not named_in(n, asked) for n in entities_in(sentence))
 
 
-
 def _scored(pos: int, sentence: str, cos: float, q_stems: set[str], numeric: bool, claim_bonus: float,
             bonus: float = 0.0) -> Scored:
     lexical = len(q_stems & content_stems(sentence)) / len(q_stems) if q_stems else 0.0
