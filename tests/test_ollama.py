@@ -206,16 +206,6 @@ def test_a_multi_paper_question_asking_for_names_gets_the_fact_checks(corpus_set
     assert why or any(s.origin == "model" and s.supported for s in answer.sentences)  # the backed answer leads
 
 
-@pytest.mark.parametrize("question,off", [
-    ("Which papers train reinforcement learning agents to play chess or poker?", True),
-    ("Which papers teach language models to refuse questions they do not know the answer to?", False)])
-def test_a_topic_no_paper_covers_abstains_when_nothing_the_model_wrote_is_backed(corpus_settings, fake, question, off):
-    fake.reply = "These papers study this widely used technique in great depth across many settings [1][2]."
-    answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake))
-    assert answer.kind == "multi" and answer.abstained == off
-    assert off == any("no indexed paper uses the question's words chess, poker" in n for n in answer.notes)
-
-
 LIMITATIONS = "How many limitations of multilingual evaluation does the position paper on multilingual benchmarks highlight?"
 
 
@@ -259,14 +249,6 @@ def test_a_which_paper_answer_naming_the_paper_stands_over_weak_evidence(corpus_
                      backend="ollama", settings=_settings(corpus_settings, fake, abstain_unbacked_below=2.0))
     assert answer.kind == "which_paper" and not answer.abstained
     assert answer.citations[0].title == R_TUNING
-
-
-def test_the_lexicon_knows_which_words_no_chunk_holds(corpus_settings):
-    from rag.query.retrieval import get_retriever
-
-    lex = get_retriever(corpus_settings).lex
-    assert lex.unseen("Which reinforcement learning papers play chess or poker?") == ["chess", "poker"]
-    assert lex.unseen("reasoning of language models") == []
 
 
 @pytest.mark.parametrize("weak", [True, False])

@@ -35,7 +35,7 @@ from rag.llm.base import BACKENDS, ChatBackend, get_backend
 from rag.query import evidence as ev
 from rag.query.facets import facets
 from rag.query.questions import MAX_QUESTION_CHARS, check_history as _check_history, check_question as _check_question
-from rag.query.retrieval import Filters, Hit, get_retriever, search
+from rag.query.retrieval import Filters, Hit, search
 from rag.settings import Settings, get_settings
 
 UNSUPPORTED_MARK = compose.UNSUPPORTED_MARK
@@ -308,10 +308,6 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         abstained = _abstain(prep, relevance, raw)
         abstained.unverified = answer.unverified  # the guess stays visible, set apart
         answer = abstained
-    elif not fact and (unseen := _off_corpus(prep, answer)):
-        prep.notes.append(f"no indexed paper uses the question's words {', '.join(unseen)}, and nothing the "
-                          "model wrote could be verified")
-        answer = _abstain(prep, relevance, raw)
     elif prep.shape.kind == "multi" and relevance < prep.settings.abstain_unbacked_below \
             and not _backed_claims(prep, answer):
         prep.notes.append(f"nothing the model wrote could be verified beyond naming papers, and the best evidence "
@@ -322,20 +318,6 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
     answer.prompt_tokens, answer.completion_tokens = llm.usage.prompt_tokens, llm.usage.completion_tokens
     answer.timings = _timings(prep, first)
     yield "answer", answer
-
-
-OFF_CORPUS_WORDS = 2  # dev: one unknown word is often just the asker's wording ("which paper lets the model peek …")
-
-
-def _off_corpus(prep: Prepared, answer: Answer) -> list[str]:
-    """Asked "which papers …" about a topic no paper covers (federated learning, chess and poker),
-    the nearest papers come back and the model either just names them or writes generalities the
-    checker cannot back. That, with several of the question's words in no indexed paper at all
-    ("feder", "client"), means the corpus does not cover it: those words, else []."""
-    if any(s.supported for s in answer.model_sentences):
-        return []
-    unseen = get_retriever(prep.settings).lex.unseen(prep.question)
-    return unseen if len(unseen) >= OFF_CORPUS_WORDS else []
 
 
 def _invented_quantity(prep: Prepared, answer: Answer) -> str | None:

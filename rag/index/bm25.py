@@ -176,10 +176,6 @@ class Lexicon:
             start = end
         return sims
 
-    def unseen(self, text: str) -> list[str]:
-        """The stemmed words of `text` (stopwords aside) that no indexed chunk contains."""
-        return [t for t in tokenize([text], return_ids=False)[0] if t not in self.bm25.vocab_dict]
-
     def paper_mask(self, date_from: int | None, date_to: int | None, org: str | None) -> np.ndarray:
         keep = np.ones(len(self.paper_ids), dtype=bool)
         if date_from is not None or date_to is not None:
