@@ -82,6 +82,12 @@ def test_common_nouns_in_capitals_are_not_names():
     ("By how much did re-reading improve accuracy?", True),
     ("Which datasets did they evaluate on?", False),
     ("What does the paper find about the number line?", False),
+    # a quantity behind its modifiers is still a quantity
+    ("What SimpleQA accuracy does DeepSeek-R1 report?", True),
+    ("What average improvement over its backbone model does it achieve?", True),
+    ("What was the largest absolute accuracy drop?", True),
+    ("What does the size of the model change?", False),
+    ("What kind of data do they use?", False),
 ])
 def test_quantity_questions(question, number):
     assert wants_number(question) == number
