@@ -28,6 +28,9 @@ from test_answer import _check_guarantees
     ("Compare the bandit curriculum with the distribution-level curriculum.", "multi"),
     ("Two synthetic-data studies probe pretrained LMs: what does each find?", "multi"),
     ("Which two works build procedurally generated deduction corpora?", "multi"),
+    # asked of the whole collection, even without "papers"
+    ("How does entropy come up in the training of LLMs across the collection?", "multi"),
+    ("Does anything here test whether LLMs can detect sarcasm?", "multi"),
     # a count of anything but papers is a detail of one paper
     ("Which three question-answering datasets were used to evaluate MindMap?", "fact"),
     ("How many essays were graded in the study comparing four language models?", "fact"),

@@ -40,7 +40,8 @@ _METADATA = re.compile(
 _MULTI = re.compile(
     rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_PAPERS}\b|\b{_MANY} (that|which|in this|in the)\b"
     rf"|\bwhat (does )?the (corpus|collection)\b|\bcompare\b|\bboth\b|\band the {_ONE} of\b"
-    rf"|\b{_COUNT} {_MOD}{_PAPERS}\b|\bacross (the )?papers\b", re.I)
+    rf"|\b{_COUNT} {_MOD}{_PAPERS}\b|\bacross (the |this )?(papers|collection|corpus)\b"
+    r"|\b(does|do|is) anything (here|in (the|this) (corpus|collection))\b", re.I)  # "does anything here test …"
 # "Which methods teach LLMs to decline …" asks across papers; "which language models did the
 # Thought Propagation experiments use" asks a detail of the one study it points at.
 _THINGS = re.compile(rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b", re.I)
