@@ -63,12 +63,12 @@ def metadata_text(meta: dict) -> str:
     return "; ".join(parts)
 
 
+_AMOUNT = "percentage|share|fraction|score|accuracy|rate|size|gain|improvement|speedup"
 # "what accuracy", and with up to two modifiers "what SimpleQA accuracy", "what average gain" (not
 # "what does the size …", which asks about the size)
-_NUMERIC_Q = re.compile(r"\b(how (many|much|long|fast|large|big|often|well|far)|what (?:(?!(?:is|are|was|were|do|does|did|"
-                        r"has|have|had|can|could)\b)[\w-]+ ){0,2}(percentage|share|fraction|score|accuracy|rate|size|gain|"
-                        r"improvement|speedup)|by how|what (is|was|are|were) the (?:[\w-]+ ){0,2}(number|size|percentage|share|fraction|"
-                        r"score|accuracy|rate|gain|improvement|speedup)s?|parameter counts?|the number of)\b", re.I)
+_NUMERIC_Q = re.compile(rf"\b(how (many|much|long|fast|large|big|often|well|far)|by how|parameter counts?|the number of"
+                        rf"|what (?:(?!(?:is|are|was|were|do|does|did|has|have|had|can|could)\b)[\w-]+ ){{0,2}}({_AMOUNT})"
+                        rf"|what (is|was|are|were) the (?:[\w-]+ ){{0,2}}(number|{_AMOUNT})s?)\b", re.I)
 
 
 def wants_number(question: str) -> bool:
