@@ -110,7 +110,7 @@ def score_sentences(question: str, hits: list[Hit], claim_bonus: float = 0.0) ->
     vectors = get_minilm().embed(flat, truncate=True)  # a run-on sentence may exceed 256 word pieces
     sims = vectors @ minilm_query(question)
     parts = [vectors @ minilm_query(p) for p in sub_questions(question)]
-    q_stems, numeric = content_stems(question), bool(_NUMERIC_Q.search(question))
+    q_stems, numeric = content_stems(question), wants_number(question)
     names = not numeric and asks_for_name(question)
     out, i = [], 0
     for sents in per_hit:
