@@ -45,6 +45,10 @@ from test_answer import _check_guarantees
     ("Which benchmarks did they evaluate it on?", "fact"),
     ("Which instruction-tuning methods teach LLMs to decline questions, and how do they work?", "multi"),
     ("What language model, and at what size, did the sample-order framework use?", "fact"),
+    # … and so is the thing somebody used ("which paper was used" still asks for a paper)
+    ("Which base language model was used to get the GSM8K gain of the strategy-picking agent?", "fact"),
+    ("Which benchmark was chosen to test the verifier?", "fact"),
+    ("Which method was proposed for trimming redundant visual tokens?", "which_paper"),
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
     ("How many authors wrote the multilingual benchmarking position paper?", "metadata"),

@@ -52,8 +52,10 @@ _THEIR = re.compile(r"\b(did|does|was|were|had) (they|it)\b", re.I)
 _PAPER = re.compile(r"\b(which|what) (paper|work|study|article)\b", re.I)
 _WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|any) {_ONE}\b|\btitle of\b", re.I)
 # "Which re-ranking model did the authors fine-tune", "what language model, and at what size, did
-# the framework use": what somebody did with the thing is a detail of their study, not a paper.
-_WHICH_DID = re.compile(rf"\b(which|what) {_MOD}{_ONE}\b(?:,[^,?]*,)? (did|does|do)\b", re.I)
+# the framework use", "which base model was used to get the +15 points": what somebody did with the
+# thing is a detail of their study, not a paper.
+_WHICH_DID = re.compile(rf"\b(which|what) {_MOD}{_ONE}s?\b(?:,[^,?]*,)? (did|does|do|(was|were) (used|employed|adopted|"
+                        r"chosen|selected|tested|evaluated))\b", re.I)  # "which base model was used to get …"
 
 
 @dataclass(frozen=True)
