@@ -249,6 +249,7 @@ def _print_answer(answer, drafted: bool) -> None:
 
 def cmd_status(args) -> int:
     from rag.index.status import index_status
+    from rag.index.store import IndexStaleError
 
     st = index_status(_settings())
     if args.json:
@@ -258,6 +259,8 @@ def cmd_status(args) -> int:
     else:
         print(f"{st.papers} papers, {st.chunks} chunks in {st.collection} at {st.where}, built {st.built_at}, "
               f"fingerprint {st.fingerprint}{' (STALE: settings changed, re-index)' if st.stale else ''}")
+    if st.problem:  # searches fail until an index run repairs it: a script checking status must see that
+        raise IndexStaleError(f"{st.problem}; repair it with `python -m rag index`")
     return 0
 
 

@@ -264,14 +264,24 @@ def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest | Non
 
 def _cleanup(cl, settings: Settings, keep: str, generations: set[str]) -> None:
     store.drop_others(cl, settings, keep)
+    store.remove_orphans(settings)
     manifest.prune(settings, keep, generations)
 
 
-def _live_manifest(settings: Settings, act: store.Active | None) -> manifest.Manifest | None:
+def _live_manifest(settings: Settings, act: store.Active | None, report: IndexReport | None = None
+                   ) -> manifest.Manifest | None:
+    """The live generation's manifest; None when its files are gone or damaged (the caller then
+    recreates them from the collection, `_adopt`)."""
     if act is None or not act.generation:
         return None
     folder = manifest.generation_dir(settings, act.name, act.generation)
-    return manifest.Manifest.load(folder) if (folder / "params.index.json").exists() else None
+    if not (folder / "params.index.json").exists():
+        return None
+    if problem := manifest.damage(folder):
+        if report is not None:
+            report.notes.append(f"the local BM25 files were damaged ({problem})")
+        return None
+    return manifest.Manifest.load(folder)
 
 
 def build_index(settings: Settings | None = None, *, rebuild: bool = False, embed_model=None,
@@ -294,8 +304,10 @@ def _unchanged(settings: Settings, fp: str) -> IndexReport | None:
     store_health.precheck(settings, settings.data_dir / "chroma")  # ~1 ms: a damaged store is never "unchanged"
     if manifest.read_journal(settings, live["collection"]) is not None:
         return None
-    old = manifest.Manifest.load(manifest.generation_dir(settings, live["collection"], live["generation"]))
-    if old is None or old.files != manifest.file_hashes(settings.seed_dir, settings.library_dir):
+    folder = manifest.generation_dir(settings, live["collection"], live["generation"])
+    old = manifest.Manifest.load(folder)
+    if old is None or old.files != manifest.file_hashes(settings.seed_dir, settings.library_dir) \
+            or manifest.damage(folder) or store_health.vectors_missing(settings, live["collection"]):
         return None
     return IndexReport(papers=len(old.papers), unchanged=len(old.papers), chunks_total=old.n_chunks,
                        fingerprint=fp, collection=live["collection"])
@@ -309,8 +321,10 @@ def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> I
     act = store.active(cl, settings)
     if act is not None:
         _recover(settings, act)
-    old, files = _live_manifest(settings, act), manifest.file_hashes(settings.seed_dir, settings.library_dir)
     report = IndexReport(fingerprint=fp)
+    old, files = _live_manifest(settings, act, report), manifest.file_hashes(settings.seed_dir, settings.library_dir)
+    if act is not None and not rebuild and (missing := store_health.vectors_missing(settings, act.name)):
+        rebuild, report.reason = True, missing  # its vectors are gone: only embedding again restores them
     if not rebuild and act is not None and act.fingerprint == fp and old is None:
         old = _adopt(cl, settings, act)
         if old is not None:
@@ -326,8 +340,8 @@ def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> I
     report.papers = len(papers)
     if rebuild or act is None or act.fingerprint != fp or old is None:
         report.rebuilt = True
-        report.reason = ("--rebuild" if rebuild else "no index yet" if act is None
-                         else f"fingerprint changed ({act.fingerprint} -> {fp})")
+        report.reason = report.reason or ("--rebuild" if rebuild else "no index yet" if act is None
+                                          else f"fingerprint changed ({act.fingerprint} -> {fp})")
         _rebuild(cl, settings, fp, papers, files, embed_model, progress, report)
     else:
         _update(cl, act, old, papers, files, settings, embed_model, progress, report)

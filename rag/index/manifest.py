@@ -10,8 +10,9 @@ the registry in Chroma (`rag.index.store`); a generation folder is complete befo
 names it, and the previous one is kept so a reader that just opened it keeps working.
 
 The manifest records per-file content hashes (a re-index with no file changed stops there,
-without parsing the corpus or reading Chroma) and per-paper content hashes with their chunk
-ids (what an incremental update diffs against). It is written by us rather than by
+without parsing the corpus or reading Chroma), per-paper content hashes with their chunk
+ids (what an incremental update diffs against), and the size of every file of its generation
+(`damage`: a file deleted, truncated or overwritten is noticed with a stat, not a read). It is written by us rather than by
 llama-index's docstore because it must switch atomically with the BM25 arrays it describes.
 """
 
@@ -26,6 +27,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.settings import Settings
+
+MANIFEST = "manifest.json"
+DAMAGED = "DAMAGED"  # left by a reader that found a file unreadable at its recorded size (`mark_damaged`)
 
 
 def root(settings: Settings) -> Path:
@@ -46,13 +50,15 @@ def new_generation() -> str:
 
 def file_hashes(*folders: Path) -> dict[str, str]:
     """sha1 of every file under the corpus folders (the seeds, the user's library): any file a
-    corpus reader might use. Keys carry the folder's position, so the same name in both differs."""
+    corpus reader might use. Keys carry the folder's position, so the same name in both differs.
+    Hidden files (the library's `.lock`) are bookkeeping, not corpus; files are hashed streaming."""
     out = {}
     for i, folder in enumerate(folders):
         base = Path(folder)
         for f in sorted(base.rglob("*")) if base.is_dir() else []:
-            if f.is_file():
-                out[f"{i}/{f.relative_to(base)}"] = hashlib.sha1(f.read_bytes()).hexdigest()
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(base).parts):
+                with open(f, "rb") as fh:
+                    out[f"{i}/{f.relative_to(base)}"] = hashlib.file_digest(fh, "sha1").hexdigest()
     return out
 
 
@@ -61,20 +67,50 @@ class Manifest:
     fingerprint: str
     files: dict[str, str] = field(default_factory=dict)
     papers: dict[str, list] = field(default_factory=dict)  # paper id -> [content hash, [chunk ids]]
+    sizes: dict[str, int] = field(default_factory=dict)  # file of the generation -> bytes, when it was written
 
     @property
     def n_chunks(self) -> int:
         return sum(len(v[1]) for v in self.papers.values())
 
     def save(self, folder: Path) -> None:
-        write_atomic(folder / "manifest.json", json.dumps(asdict(self), separators=(",", ":")))
+        self.sizes = {f.name: f.stat().st_size for f in sorted(folder.iterdir()) if f.is_file() and f.name != MANIFEST}
+        write_atomic(folder / MANIFEST, json.dumps(asdict(self), separators=(",", ":")))
 
     @classmethod
     def load(cls, folder: Path) -> "Manifest | None":
         try:
-            return cls(**json.loads((folder / "manifest.json").read_text()))
+            return cls(**json.loads((folder / MANIFEST).read_text()))
         except (OSError, ValueError, TypeError):
             return None
+
+
+def damage(folder: Path) -> str | None:
+    """What is wrong with a generation's files (deleted, truncated, overwritten), or None. A stat
+    per file: the no-op re-index and every process start can afford it. Generations written
+    before sizes were recorded have nothing to compare and pass."""
+    if (marker := folder / DAMAGED).is_file():
+        return marker.read_text(errors="replace").strip() or f"{marker} says so"
+    man = Manifest.load(folder)
+    if man is None:
+        return f"{folder / MANIFEST} is missing or unreadable"
+    for name, size in man.sizes.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != size:
+            return f"{path} has {path.stat().st_size} bytes, {size} when it was written"
+    return None
+
+
+def mark_damaged(folder: Path, problem: str) -> None:
+    """Record that a file of this generation could not be read although its size is as written
+    (overwritten in place): the next `python -m rag index` then recreates the generation instead
+    of calling it unchanged. Best effort: a read-only folder keeps the error message only."""
+    try:
+        (folder / DAMAGED).write_text(problem)
+    except OSError:
+        pass
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rag.index import manifest, store
+from rag.index import manifest, store, store_health
 from rag.settings import Settings, get_settings
 
 
@@ -24,6 +24,7 @@ class IndexStatus:
     current_fingerprint: str = ""
     collection: str = ""
     built_at: str = ""
+    problem: str = ""  # damaged or missing files: searches fail (or would be wrong) until an index run
 
     @property
     def stale(self) -> bool:
@@ -43,7 +44,15 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
         return IndexStatus(False, where, current_fingerprint=fingerprint(settings))
     papers, chunks = _counts(settings, act)
     built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(act.built_at)) if act.built_at else ""
-    return IndexStatus(True, where, papers, chunks, act.fingerprint, fingerprint(settings), act.name, built)
+    return IndexStatus(True, where, papers, chunks, act.fingerprint, fingerprint(settings), act.name, built,
+                       _problem(settings, act))
+
+
+def _problem(settings: Settings, act: store.Active) -> str:
+    """What an index run must repair: the local files (`manifest.damage`), the vectors in Chroma."""
+    folder = manifest.generation_dir(settings, act.name, act.generation)
+    local = manifest.damage(folder) if folder.is_dir() else f"the BM25 files are not in {folder.parent}"
+    return local or store_health.vectors_missing(settings, act.name) or ""
 
 
 def _counts(settings: Settings, act: store.Active) -> tuple[int, int]:

@@ -21,6 +21,9 @@ reads go through `pages` (chromadb fails on a single `get()` above 32,766 rows).
 
 from __future__ import annotations
 
+import contextlib
+import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -203,6 +206,28 @@ def drop_others(cl, settings: Settings, keep: str) -> None:
         other_name = getattr(other, "name", other)
         if other_name.startswith(f"{settings.collection}_") and other_name not in (keep, registry):
             cl.delete_collection(other_name)
+
+
+def remove_orphans(settings: Settings) -> None:
+    """Delete the HNSW folders no collection owns any more. chromadb's `delete_collection` drops
+    the rows but leaves the collection's `chroma/<segment id>/` folder behind (chroma-core/chroma
+    #5259, open), so every rebuild would leave a graph the size of the index on disk. A folder
+    counts as an orphan only when its name is a UUID that no segment row names. Embedded only,
+    under the index lock; best effort (a store that cannot be read keeps its folders)."""
+    root = settings.data_dir / "chroma"
+    if settings.chroma_host or not (root / "chroma.sqlite3").is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{root / 'chroma.sqlite3'}?mode=ro", uri=True)) as con:
+            owned = {row[0] for row in con.execute("SELECT id FROM segments")}
+    except sqlite3.Error:
+        return
+    for folder in root.iterdir():
+        if folder.is_dir() and _UUID.fullmatch(folder.name) and folder.name not in owned:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def pages(collection, settings: Settings, include: list[str]):

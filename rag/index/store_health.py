@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import sqlite3
 import tempfile
 import threading
@@ -31,7 +32,13 @@ from rag.settings import Settings
 REBUILD = "python -m rag index --rebuild"
 # SQLite result codes chromadb quotes as "(code: N)"
 _CORRUPT, _NOTADB, _READONLY, _FULL, _BUSY, _CANTOPEN = 11, 26, 8, 13, 5, 14
-_CORRUPT_TEXT = re.compile(r"malformed|not a database|corrupt|Expect it to be fetched|panicked", re.I)
+# "Error executing plan: … Error getting embedding / finding id": a vector read failed on a damaged
+# HNSW file (a truncated data_level0.bin), which only a rebuild repairs
+_CORRUPT_TEXT = re.compile(r"malformed|not a database|corrupt|Expect it to be fetched|panicked"
+                           r"|Error (finding id|getting embedding)", re.I)
+# chromadb reports a full disk as a failed compaction ("Failed to apply logs to the hnsw segment
+# writer"), never as ENOSPC: below this much free space, that is the likelier cause
+LOW_SPACE = 64 * 2**20
 
 
 def _reason(e: BaseException) -> str:
@@ -77,18 +84,31 @@ def explain(e: BaseException, settings: Settings) -> StoreError:
     if isinstance(e, OSError) and not isinstance(e, (TimeoutError, ConnectionError)):
         return explain_os(e, settings, path)
     code = _sqlite_code(e)
+    if code == _FULL or (free := _free_bytes(path)) < LOW_SPACE:
+        space = "" if code == _FULL else f" ({free // 2**20} MB free)"
+        return StoreError(f"the disk holding {path} is full{space}: the store failed ({_reason(e)}); free some space "
+                          "and run the command again")
     if code in (_CORRUPT, _NOTADB) or _CORRUPT_TEXT.search(str(e)) or type(e).__name__ == "PanicException":
         return StoreCorrupted(f"the store at {path} is corrupted ({_reason(e)}); run `{REBUILD}`: it moves the "
                               "broken store aside (kept, not deleted) and builds a fresh index from the seed files")
     if code == _READONLY or "readonly" in str(e) or "Permission denied" in str(e):
         return _read_only(settings, path, _reason(e))
-    if code == _FULL:
-        return StoreError(f"the disk holding {path} is full ({_reason(e)}); free some space and run it again")
     if code == _BUSY:
         return StoreError(f"the store at {path} is locked by another process ({_reason(e)}); wait for it to "
                           "finish, or stop it")
     return StoreError(f"the store at {path} failed ({type(e).__name__}: {_reason(e)}); if it is damaged, "
                       f"`{REBUILD}` moves it aside and builds a fresh one")
+
+
+def _free_bytes(path: Path) -> int:
+    """Free space on the disk holding `path` (its nearest existing folder); unknown counts as plenty."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            try:
+                return shutil.disk_usage(folder).free
+            except OSError:
+                break
+    return 2**62
 
 
 def _explain_server(e: BaseException, settings: Settings) -> StoreError:
@@ -222,6 +242,28 @@ def precheck(settings: Settings, path: Path) -> None:
     except sqlite3.DatabaseError as e:
         if _CORRUPT_TEXT.search(str(e)):
             raise explain(e, settings) from None
+
+
+def vectors_missing(settings: Settings, collection: str) -> str | None:
+    """Is the HNSW graph of a non-empty collection gone from disk? Then chromadb answers every
+    vector query from an empty graph, silently: a search ranks by BM25 alone, at half the usual
+    scores, and nothing says why. Read from the store's tables read-only (~1 ms); embedded only.
+    What is missing, or None (also when the store cannot be read: opening it reports that)."""
+    db = settings.data_dir / "chroma" / "chroma.sqlite3"
+    if settings.chroma_host or not db.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+            seg = dict(con.execute("SELECT s.scope, s.id FROM segments s JOIN collections c ON s.collection = c.id "
+                                   "WHERE c.name = ?", (collection,)).fetchall())
+            filled = seg.get("METADATA") and con.execute(
+                "SELECT 1 FROM embeddings WHERE segment_id = ? LIMIT 1", (seg["METADATA"],)).fetchone()
+    except sqlite3.Error:
+        return None
+    graph = db.parent / str(seg.get("VECTOR")) / "data_level0.bin"
+    if filled and (not graph.is_file() or graph.stat().st_size == 0):
+        return f"the vector index of {collection} is missing ({graph})"
+    return None
 
 
 def _deep_check(cl, path: Path) -> None:

@@ -17,6 +17,7 @@ ranking (a paper's best chunk), so a paper split into three chunks is not counte
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from rag.index import store
+from rag.index import store, store_health
 from rag.index.embedding import query_vector
 from rag.errors import InputError
 from rag.settings import Settings, get_settings
@@ -92,6 +93,23 @@ def live_pointer(settings: Settings) -> tuple[str, str, str]:
     return act.name, act.generation, act.fingerprint
 
 
+def _lexicon(folder):
+    """The generation's files, loaded; damaged ones (deleted, truncated, overwritten) are an error
+    that names the repair: `python -m rag index` recreates them from the collection."""
+    from rag.index import manifest
+    from rag.index.bm25 import Lexicon
+
+    problem = manifest.damage(folder)
+    if problem is None:
+        try:
+            return Lexicon(folder)
+        except (OSError, ValueError, EOFError, sqlite3.Error) as e:  # same sizes, other bytes
+            problem = f"{type(e).__name__}: {e}"
+            manifest.mark_damaged(folder, problem)
+    raise store.IndexStaleError(f"the BM25 files in {folder} are damaged ({problem}); "
+                                "repair them with `python -m rag index`")
+
+
 def _date_bound(iso: str | None, high: bool) -> int | None:
     """'2024-05-01' -> 20240501; a partial date covers its whole year or month ('2024' -> 20240000 / 20249999)."""
     if not iso:
@@ -111,7 +129,6 @@ class Retriever:
 
     def __init__(self, settings: Settings):
         from rag.index import manifest
-        from rag.index.bm25 import Lexicon
         from rag.index.build import fingerprint  # cheap: indexing imports llama_index lazily
 
         self.settings = settings
@@ -123,7 +140,9 @@ class Retriever:
         if not (folder / "params.index.json").exists():
             raise store.IndexStaleError(f"the BM25 files of {self.name} are not in {folder.parent}; "
                                         "recreate them with `python -m rag index`")
-        self.lex = Lexicon(folder)
+        self.lex = _lexicon(folder)
+        if missing := store_health.vectors_missing(settings, self.name):
+            raise store.IndexStaleError(f"{missing}; rebuild it with `python -m rag index`")
         self._opening = _opener.submit(store.open_collection, settings, self.name)
 
     @property
