@@ -97,7 +97,7 @@ def cmd_add(args) -> int:
     if not args.json:
         _print_added(report)
         sys.stdout.flush()  # the per-file report before the index's progress
-    indexed = _run_index() if report.changed and not args.no_index else None
+    indexed = _run_index() if report.to_index and not args.no_index else None
     if args.json:
         _print_json({**report.to_dict(), "index": indexed.to_dict() if indexed else None})
     return 2 if report.rejected else 0

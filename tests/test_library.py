@@ -277,14 +277,71 @@ def test_add_index_ask_readd_remove(small_settings, monkeypatch, capsys):
 
     assert main(["add", "--json", str(LIB / "refs.bib")]) == 0  # the same file again: nothing to embed
     again = json.loads(capsys.readouterr().out)
-    assert again["files"][0]["status"] == "unchanged" and again["index"] is None
-    report = rag.build_index(small_settings)
-    assert report.chunks_embedded == 0 and report.unchanged == 15
+    assert again["files"][0]["status"] == "unchanged"
+    assert again["index"]["chunks_embedded"] == 0 and again["index"]["unchanged"] == 15
 
     assert main(["remove", "2403.01117"]) == 0
     assert "removed 1, unchanged 14" in capsys.readouterr().err
     hits = rag.search("glacier melt forecasting graph neural network sensor mesh", k=5, settings=small_settings)
     assert GLACIER not in [h.title for h in hits]
+
+
+def test_adding_again_indexes_a_file_whose_index_step_was_refused(small_settings, monkeypatch, capsys):
+    """`add` copies, then another index run holds the lock and the index step is refused (exit 3);
+    the advice is "run this again", so the second `add` of the same file must index it."""
+    import rag
+    from rag.cli import main
+
+    _use(monkeypatch, small_settings)
+    assert main(["index"]) == 0
+    assert main(["add", "--no-index", str(LIB / "refs.bib")]) == 0  # the copy that got in before the refusal
+    capsys.readouterr()
+    assert main(["add", str(LIB / "refs.bib")]) == 0
+    out, err = capsys.readouterr()
+    assert "already in the library as library/refs.bib" in out and "nothing changed" not in out
+    assert "added 2, updated 1, removed 0, unchanged 12" in err
+    hits = rag.search("glacier melt forecasting graph neural network sensor mesh", k=3, settings=small_settings)
+    assert hits[0].title == GLACIER
+
+
+def _many_papers(tmp_path, n: int):
+    """A CSV of n distinct papers, and their ids."""
+    titles = [f"Paper Number {i} on Lock Contention in Shared Folders" for i in range(n)]
+    f = tmp_path / "many.csv"
+    f.write_text("title,abstract\n" + "".join(f"{t},An abstract long enough to count: it describes paper {i} "
+                                              "and nothing else of note.\n" for i, t in enumerate(titles)))
+    return f, [paper_id_for(t) for t in titles]
+
+
+def test_concurrent_removes_each_record_their_paper(small_settings, tmp_path):
+    """Ten removes at once (each a read-modify-write of removed.json): none may lose another's update."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    f, ids = _many_papers(tmp_path, 11)
+    add_files([f], small_settings)
+    start = Barrier(10)
+
+    def remove(ident):
+        start.wait()
+        return remove_paper(ident, small_settings).paper_id
+
+    with ThreadPoolExecutor(10) as pool:
+        assert sorted(pool.map(remove, ids[:10])) == sorted(ids[:10])
+    assert sorted(r["paper_id"] for r in library.removed_papers(small_settings)) == sorted(ids[:10])
+    assert [p.paper_id for p in library.load_all(small_settings) if p.in_library] == [ids[10]]
+
+
+def test_a_library_lock_held_too_long_is_one_clear_error(small_settings, tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    f, ids = _many_papers(tmp_path, 2)
+    add_files([f], small_settings)
+    monkeypatch.setattr(library, "LOCK_TIMEOUT_S", 0.2)
+    with FileLock(str(library.library_dir(small_settings) / library.LOCK)):  # another add or remove, stuck
+        with pytest.raises(library.LibraryBusyError, match=r"another add or remove has held .*\.lock.*run this again"):
+            remove_paper(ids[0], small_settings)
+    assert library.removed_papers(small_settings) == []
 
 
 def test_cli_remove_of_a_seed_paper_is_exit_2_with_one_line(small_settings, monkeypatch, capsys):

@@ -164,7 +164,7 @@ class ChatPage:
             progress(0, desc="checking the files")
             report = add_files(paths, self.settings, skip_bad=bool(skip_bad))
             indexed = None
-            if report.changed:
+            if report.to_index:
                 progress(0, desc="indexing the new papers")
                 indexed = build_index(self.settings, progress=lambda d, t: progress((d, t), desc="embedding chunks"))
         except Exception as err:  # noqa: BLE001 - shown on the page, which keeps working

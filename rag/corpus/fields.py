@@ -33,6 +33,11 @@ def clean(value) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
+def bare_id(value) -> str:
+    """An id without its 'arXiv:' / 'doi:' prefix or arxiv.org / doi.org address."""
+    return _DOI_PREFIX.sub("", _ARXIV_PREFIX.sub("", clean(value)))
+
+
 def arxiv_id(value) -> str | None:
     v = _ARXIV_PREFIX.sub("", clean(value))
     v = re.sub(r"(?:v\d+)?(?:\.pdf)?$", "", v)

@@ -3,6 +3,7 @@
     library/                      RAG_LIBRARY_DIR (gitignored)
       refs.bib  arxiv.xml  …      copies of the added files, as added
       removed.json                papers the user removed (`python -m rag remove`)
+      .lock                       held by every add/remove while it reads and rewrites the folder
 
 `add` checks every file completely before anything is copied, and copies each accepted file
 atomically (temp file + rename): a file is in the library whole or not at all.
@@ -12,6 +13,8 @@ holds; with `skip_bad=True` (`add --skip-bad`) the file is added and its bad ent
 out (reading a library file always leaves them out, so they never reach the index).
 Removing a paper records its keys in removed.json rather than rewriting the user's file;
 a file whose papers are all removed is deleted. Adding a file again restores its papers.
+Each add and remove holds `.lock` from its first read to its last write, so concurrent ones
+run one after another and none loses another's update; readers need no lock (writes are atomic).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +30,15 @@ from rag.corpus import formats
 from rag.corpus.merge import merge_papers
 from rag.corpus.paper import LIBRARY_PREFIX, Paper, title_key
 from rag.corpus.reading import BadEntry, Parsed
-from rag.errors import CorpusError
+from rag.errors import CorpusError, InputError, StoreError
 
 REMOVED = "removed.json"
+LOCK = ".lock"  # hidden: library_files() skips it
+LOCK_TIMEOUT_S = 120  # an add parses and copies its files under the lock: seconds, even for big files
+
+
+class LibraryBusyError(StoreError):
+    """Another add or remove kept the library's lock past the timeout."""
 
 
 @dataclass
@@ -67,9 +77,13 @@ def source_name(name: str) -> str:
 def removed_papers(settings) -> list[dict]:
     path = library_dir(settings) / REMOVED
     try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+        removed = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     except (OSError, ValueError) as e:
         raise CorpusError(str(path), 0, f"cannot be read ({e}); delete it to un-remove every paper") from None
+    if not (isinstance(removed, list) and all(isinstance(r, dict) for r in removed)):
+        raise CorpusError(str(path), 0, "is not a list of removed papers ([{\"paper_id\": …, \"title\": …}, …]); "
+                          "repair it, or delete it to un-remove every paper")
+    return removed
 
 
 def is_removed(p: Paper, removed: list[dict]) -> bool:
@@ -96,6 +110,32 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def save_removed(settings, removed: list[dict]) -> None:
     write_atomic(library_dir(settings) / REMOVED, json.dumps(removed, indent=1, ensure_ascii=False).encode())
+
+
+@contextmanager
+def locked(settings):
+    """Hold the library's lock (waiting for another add/remove to finish) around a read-modify-write."""
+    from filelock import FileLock, Timeout
+
+    path = library_dir(settings) / LOCK
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path), timeout=LOCK_TIMEOUT_S)
+        lock.acquire()
+    except Timeout:
+        raise LibraryBusyError(f"another add or remove has held {path} for over {LOCK_TIMEOUT_S} s; wait for it "
+                               "to finish, then run this again") from None
+    except OSError as e:
+        raise unwritable(path.parent, e) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def unwritable(folder: Path, e: OSError, name: str = "files") -> CorpusError:
+    return CorpusError(str(folder), 0, f"cannot write {name} into the library ({e.strerror or e}); make "
+                       "RAG_LIBRARY_DIR a writable folder")
 
 
 # --- reading the corpus ---------------------------------------------------------------------------
@@ -143,4 +183,10 @@ def select(papers: list[Paper], source: str) -> list[Paper]:
     if source == "library":
         return [p for p in papers if p.in_library]
     name = Path(source).name
-    return [p for p in papers if any(s in (source, name, source_name(name)) for s in p.sources)]
+    found = [p for p in papers if any(s in (source, name, source_name(name)) for s in p.sources)]
+    if not found:
+        known = sorted({s for p in papers for s in p.sources})
+        shown = ", ".join(known[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        raise InputError(f"no paper comes from {source!r}; give --source seeds, --source library or one of "
+                         f"the corpus files: {shown}")
+    return found

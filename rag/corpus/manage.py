@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.corpus import formats, library
-from rag.corpus.fields import EntryProblem, arxiv_id, doi
+from rag.corpus.fields import EntryProblem, arxiv_id, bare_id, doi
 from rag.corpus.merge import merge_papers
 from rag.corpus.paper import Paper, title_key
 from rag.corpus.reading import Parsed, read_bytes
@@ -45,6 +45,13 @@ class AddReport:
     def rejected(self) -> list[FileResult]:
         return [f for f in self.files if f.status == "rejected"]
 
+    @property
+    def to_index(self) -> bool:
+        """Should an index run follow? Whenever a file is in the library now, changed or not: an
+        earlier add may have copied it and then been refused the index (another run held it). An
+        index run with nothing new is a quick no-op."""
+        return len(self.rejected) < len(self.files)
+
     def to_dict(self) -> dict:
         return {"files": [asdict(f) for f in self.files], "changed": self.changed}
 
@@ -76,7 +83,7 @@ def _check(path: Path, skip_bad: bool, taken: dict[str, str], stored: dict[str, 
         res.reason = "a file name starting with '.' is hidden in the library; rename the file"
     elif digest in stored:
         res.status, res.stored_as = "unchanged", library.source_name(stored[digest])
-        res.reason = f"already in the library as {res.stored_as}; nothing changed"
+        res.reason = f"already in the library as {res.stored_as}"  # not indexed, maybe: the caller re-indexes
     elif name in taken and taken[name] == digest:
         res.status, res.reason = "unchanged", "the same file is listed twice; added once"
     elif name in taken:
@@ -127,6 +134,11 @@ def _restore(files: list[_Checked], settings) -> None:
 
 def add_files(paths: list[str | Path], settings, *, skip_bad: bool = False) -> AddReport:
     """Check every file, then copy the accepted ones into the library. Does not re-index."""
+    with library.locked(settings):
+        return _add_locked(paths, settings, skip_bad)
+
+
+def _add_locked(paths: list[str | Path], settings, skip_bad: bool) -> AddReport:
     lib = library.library_dir(settings)
     stored = {_sha(read_bytes(f, library.source_name(f.name))): f.name for f in library.library_files(settings)}
     taken: dict[str, str] = {}
@@ -139,8 +151,7 @@ def add_files(paths: list[str | Path], settings, *, skip_bad: bool = False) -> A
         try:
             library.write_atomic(lib / c.name, c.data)
         except OSError as e:
-            raise CorpusError(str(lib), 0, f"cannot write {c.name} into the library ({e.strerror or e}); make "
-                              "RAG_LIBRARY_DIR a writable folder") from None
+            raise library.unwritable(lib, e, c.name) from None
         c.result.status, c.result.stored_as = ("replaced" if existed else "added"), library.source_name(c.name)
     _restore([c for c in checked if c.result.status != "rejected"], settings)
     return AddReport([c.result for c in checked])
@@ -156,19 +167,28 @@ class RemoveResult:
     deleted: list[str]  # library files deleted because nothing in them is left
 
 
-def _matches(p: Paper, ident: str) -> bool:
+def _matches(p: Paper, keys: set[str]) -> bool:
+    return bool({p.paper_id, p.arxiv_id, p.doi} & keys)
+
+
+def _keys(ident: str) -> set[str]:
+    """The forms an id may take: as given, lower-cased, and normalised as an arXiv id or a DOI."""
     ident = ident.strip()
+    if not bare_id(ident):  # "" or a bare "https://doi.org/" would match a paper that has no DOI
+        raise InputError(f"empty id {ident!r}; give a paper id, an arXiv id (2310.01234) or a DOI (10.1000/xyz) — "
+                         "list yours with `python -m rag papers --source library`")
     keys = {ident, ident.lower()}
     for norm in (arxiv_id, doi):
         try:
             keys.add(norm(ident))
         except EntryProblem:
             pass
-    return bool({p.paper_id, p.arxiv_id, p.doi} & keys)
+    return keys - {None}
 
 
 def find_paper(papers: list[Paper], ident: str) -> Paper:
-    found = [p for p in papers if _matches(p, ident)]
+    keys = _keys(ident)
+    found = [p for p in papers if _matches(p, keys)]
     if not found:
         raise InputError(f"no paper has the id, arXiv id or DOI {ident!r}; list yours with "
                          "`python -m rag papers --source library`")
@@ -177,6 +197,12 @@ def find_paper(papers: list[Paper], ident: str) -> Paper:
 
 def remove_paper(ident: str, settings) -> RemoveResult:
     """Take one added paper out of the corpus (by paper id, arXiv id or DOI). Does not re-index."""
+    _keys(ident)  # an empty id fails before the lock (which creates the library folder)
+    with library.locked(settings):
+        return _remove_locked(ident, settings)
+
+
+def _remove_locked(ident: str, settings) -> RemoveResult:
     paper = find_paper(library.load_all(settings), ident)
     if paper.in_seeds:
         seeds = ", ".join(s for s in paper.sources if not s.startswith(library.LIBRARY_PREFIX))

@@ -7,11 +7,17 @@ not UTF-8, not well-formed — is a `CorpusError` instead: there is nothing to k
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.corpus.paper import Paper
 from rag.errors import CorpusError
+
+# Abstracts files are KB to a few MB; a file over this is almost surely a mistake (a dump, a disk
+# image), and it would be read whole into memory.
+MAX_FILE_BYTES = 200_000_000
 
 
 @dataclass(frozen=True)
@@ -36,16 +42,32 @@ class Parsed:
 
 
 def read_bytes(path: Path, shown: str) -> bytes:
-    """The file's bytes; a missing, unreadable or non-regular file is one CorpusError naming it."""
+    """The file's bytes; a missing, unreadable, non-regular or oversized file is one CorpusError naming it."""
     try:
+        _check_file(os.stat(path), shown)  # before opening: opening a FIFO blocks until a writer comes
         return Path(path).read_bytes()
     except FileNotFoundError:
         raise CorpusError(shown, 0, "no such file (a broken link?); fix the path or remove the entry") from None
-    except IsADirectoryError:
-        raise CorpusError(shown, 0, "is a folder, not a file; give the files inside it") from None
     except OSError as e:
         raise CorpusError(shown, 0, f"cannot be read ({e.strerror or e}); check its permissions "
                           f"(e.g. `chmod a+r {shown}`)") from None
+
+
+def _check_file(st: os.stat_result, shown: str) -> None:
+    """Only a regular file (a link counts as what it points at): a pipe waits for a writer forever,
+    a device like /dev/zero never ends. A file over the size limit is refused before it is read."""
+    if stat.S_ISDIR(st.st_mode):
+        raise CorpusError(shown, 0, "is a folder, not a file; give the files inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise CorpusError(shown, 0, "is not a regular file (a pipe, device or socket); save the papers to "
+                          "a file and give that file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise CorpusError(shown, 0, f"is {_mb(st.st_size)}, over the {_mb(MAX_FILE_BYTES)} limit for one "
+                          "file; is it the right file? Split a real export into smaller files")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB"
 
 
 def decode(data: bytes, shown: str) -> str:

@@ -1,6 +1,8 @@
 """Corpus faults (issue 10): an unreadable or non-UTF-8 seed file is one error line naming the
 file and the fix; a UTF-8 byte-order mark is tolerated; the same title with two different
-abstracts is reported, not silently resolved. Checked through the parser and the real CLI."""
+abstracts is reported, not silently resolved. A pipe, a device or a huge file is refused unread;
+a damaged removed.json, an empty id and an unknown --source are one error line each.
+Checked through the parser and the real CLI."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from rag.corpus.listing import load_corpus, parse_file
 from rag.errors import CorpusError
 
 from conftest import DATA, SEEDS
+from faultkit import assert_error, cli_env, run
 
 SMALL = "000_b4c6e2471aaaaf82.txt"
 ABSTRACT = "We study a thing in careful detail and report what we find about it. " * 5
@@ -142,3 +145,66 @@ def test_a_library_dir_that_is_a_file_is_one_line_and_nothing_is_half_added(seed
     line = _one_error_line(err)
     assert code == 2 and str(not_a_dir) in line and "RAG_LIBRARY_DIR" in line
     assert not_a_dir.read_text() == "I am a file" and not list(tmp_path.glob(".tmp-*"))
+
+
+# --- files that are not regular files, or far too big; a damaged removed.json; bad ids and sources ---------
+
+def _lib_env(tmp_path, seeds):
+    return cli_env(tmp_path / "data", seeds, RAG_LIBRARY_DIR=str(tmp_path / "library"))
+
+
+def test_adding_a_fifo_or_an_endless_device_rejects_it_without_reading(seeds, tmp_path):
+    """A named pipe blocks whoever opens it; /dev/zero never ends: neither may be opened or read."""
+    fifo, zeros = tmp_path / "piped.bib", tmp_path / "zeros.bib"
+    os.mkfifo(fifo)
+    zeros.symlink_to("/dev/zero")
+    proc = run(["add", "--no-index", str(fifo), str(zeros)], _lib_env(tmp_path, seeds), timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{fifo}: REJECTED" in proc.stdout and f"{zeros}: REJECTED" in proc.stdout
+    assert proc.stdout.count("is not a regular file") == 2 and "save the papers to a file" in proc.stdout
+
+
+def test_a_fifo_in_the_library_is_one_line_naming_it_not_a_hang(seeds, tmp_path):
+    (tmp_path / "library").mkdir()
+    os.mkfifo(tmp_path / "library" / "stuck.bib")
+    proc = run(["papers", "--source", "library"], _lib_env(tmp_path, seeds), timeout=60)
+    assert_error(proc, 2, "library/stuck.bib", "not a regular file")
+
+
+def test_a_file_over_the_size_limit_is_rejected_naming_size_and_limit(seeds, tmp_path, monkeypatch, capsys):
+    from rag.corpus.reading import MAX_FILE_BYTES
+
+    huge = tmp_path / "dump.csv"
+    with open(huge, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1_000_000)  # sparse: no disk used, and never read
+    monkeypatch.setenv("RAG_LIBRARY_DIR", str(tmp_path / "library"))
+    code, out, err = _cli(monkeypatch, capsys, seeds, "add", "--no-index", str(huge))
+    assert code == 2 and "Traceback" not in err
+    assert "dump.csv: REJECTED" in out and "is 201 MB, over the 200 MB limit" in out and "Split" in out
+
+
+@pytest.mark.parametrize("content", ['[1, "x", null]', '{"a": 1}', '"removed"'])
+def test_removed_json_of_the_wrong_shape_is_one_line_naming_it_and_the_fix(seeds, tmp_path, monkeypatch, capsys,
+                                                                           content):
+    lib = tmp_path / "library"
+    lib.mkdir()
+    (lib / "removed.json").write_text(content)
+    monkeypatch.setenv("RAG_LIBRARY_DIR", str(lib))
+    code, _, err = _cli(monkeypatch, capsys, seeds, "papers")
+    line = _one_error_line(err)
+    assert code == 2 and "library/removed.json" in line and "list of removed papers" in line and "delete it" in line
+
+
+@pytest.mark.parametrize("ident", ["", "  ", "https://doi.org/", "arXiv:"])
+def test_remove_with_an_empty_id_says_so(seeds, tmp_path, monkeypatch, capsys, ident):
+    monkeypatch.setenv("RAG_LIBRARY_DIR", str(tmp_path / "library"))
+    code, _, err = _cli(monkeypatch, capsys, seeds, "remove", "--no-index", ident)
+    line = _one_error_line(err)
+    assert code == 2 and "empty id" in line and "seed paper" not in line
+    assert not (tmp_path / "library").exists()  # refused before anything was created
+
+
+def test_papers_from_an_unknown_source_is_an_error_naming_the_known_ones(seeds, monkeypatch, capsys):
+    code, _, err = _cli(monkeypatch, capsys, seeds, "papers", "--source", "no-such.bib")
+    line = _one_error_line(err)
+    assert code == 2 and "'no-such.bib'" in line and "--source seeds" in line and SMALL in line
