@@ -23,6 +23,16 @@ export GRADIO_ANALYTICS_ENABLED := False
 export ANONYMIZED_TELEMETRY := False
 export TOKENIZERS_PARALLELISM := false
 
+# Text users pass (make ask Q="…") reaches the program through the environment, as "$$Q", and
+# never through the shell's parser: backticks, $(…), quotes and ; stay literal. `value` stops make
+# itself from expanding $(…) in it first. Only variables that are set are exported.
+USER_TEXT := Q ID FILE BACKEND PAPERS
+define verbatim
+override $(1) := $$(value $(1))
+export $(1)
+endef
+$(foreach v,$(USER_TEXT),$(if $(filter undefined,$(origin $(v))),,$(eval $(call verbatim,$(v)))))
+
 .DEFAULT_GOAL := help
 .PHONY: help install dev models doctor native index ask search papers add remove status ui test test-fast eval bench bench-scale bench-scaleout chroma clean system-browser
 
@@ -75,25 +85,27 @@ index: install ## build or update the index (python -m rag index)
 	$(BIN)/python -m rag index
 
 ask: install ## answer a question: make ask Q="..." [BACKEND=auto|ollama|llamacpp|extractive]
-	@[ -n "$(Q)" ] || { echo 'usage: make ask Q="your question"'; exit 2; }
+	@[ -n "$$Q" ] || { echo 'usage: make ask Q="your question"'; exit 2; }
 	@s=$$SECONDS; echo "== ask: index (built on first use), model load, answer…" >&2; \
-	  $(BIN)/python -m rag ask "$(Q)" $(if $(BACKEND),--backend $(BACKEND)); rc=$$?; \
+	  $(BIN)/python -m rag ask "$$Q" $(if $(BACKEND),--backend "$$BACKEND"); rc=$$?; \
 	  echo "== ask: $$((SECONDS - s)) s" >&2; exit $$rc
 
 search: install ## rank papers: make search Q="..."
-	@[ -n "$(Q)" ] || { echo 'usage: make search Q="your question"'; exit 2; }
-	$(BIN)/python -m rag search "$(Q)"
+	@[ -n "$$Q" ] || { echo 'usage: make search Q="your question"'; exit 2; }
+	$(BIN)/python -m rag search "$$Q"
 
 papers: install ## list every unique paper
 	$(BIN)/python -m rag papers
 
+# `read -a` splits FILE at spaces (a backslash keeps one: FILE="my\ refs.csv"), with no globbing or
+# command substitution.
 add: install ## add your own papers, then re-index: make add FILE=refs.bib (or FILE="a.bib b.xml c.csv")
-	@[ -n "$(FILE)" ] || { echo 'usage: make add FILE=refs.bib  (.bib .xml .atom .jsonl .csv .txt; several: FILE="a.bib b.csv")'; exit 2; }
-	$(BIN)/python -m rag add $(FILE) $(if $(SKIP_BAD),--skip-bad)
+	@[ -n "$$FILE" ] || { echo 'usage: make add FILE=refs.bib  (.bib .xml .atom .jsonl .csv .txt; several: FILE="a.bib b.csv"; a space in a path: FILE="my\ refs.csv")'; exit 2; }
+	read -a paths <<< "$$FILE"; $(BIN)/python -m rag add "$${paths[@]}" $(if $(SKIP_BAD),--skip-bad)
 
 remove: install ## remove a paper you added: make remove ID=<paper id | arXiv id | DOI>
-	@[ -n "$(ID)" ] || { echo 'usage: make remove ID=2403.01117'; exit 2; }
-	$(BIN)/python -m rag remove "$(ID)"
+	@[ -n "$$ID" ] || { echo 'usage: make remove ID=2403.01117'; exit 2; }
+	$(BIN)/python -m rag remove "$$ID"
 
 status: install ## what the index holds
 	$(BIN)/python -m rag status
@@ -121,7 +133,7 @@ bench-scale: install ## synthetic 10k/100k-paper indexes; writes reports/bench-s
 	$(BIN)/python -m bench.scale
 
 bench-scaleout: install ## Chroma server / Ollama embedding host vs in-process, 2k papers; writes reports/bench-scaleout.md
-	$(BIN)/python -m bench.scaleout $(if $(PAPERS),--papers $(PAPERS))
+	$(BIN)/python -m bench.scaleout $(if $(PAPERS),--papers "$$PAPERS")
 
 chroma: install ## run a Chroma server for scale-out (then RAG_CHROMA_HOST=127.0.0.1 RAG_CHROMA_PORT=8000)
 	$(BIN)/chroma run --path .rag/chroma-server --host 127.0.0.1 --port 8000

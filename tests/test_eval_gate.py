@@ -55,3 +55,21 @@ def test_any_gold_file_in_the_schema_works(corpus_settings, tmp_path, monkeypatc
     out = json.loads(capsys.readouterr().out)
     assert out["aggregates"]["retrieval"]["hybrid"]["overall"]["hit@1"] == 1.0
     assert out["aggregates"]["answers"]["extractive"]["overall"]["key_fact_recall"] == 1.0
+
+
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_unusable_out_dir_fails_before_the_run(tmp_path, monkeypatch, capsys, where):
+    a_file = tmp_path / "hostname"
+    a_file.write_text("not a directory\n")
+    out = a_file if where == "file" else a_file / "reports"
+    # an empty data dir: had the run started, retrieval would fail with "no index" (exit 3) instead
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.chdir(ROOT)
+    from rag.cli import main
+    from rag.settings import get_settings
+
+    get_settings.cache_clear()
+    assert main(["eval", "--out", str(out), "--no-answers"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --out {out}") and "pass --out with a directory" in err, err
+    assert a_file.read_text() == "not a directory\n"

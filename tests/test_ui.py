@@ -5,6 +5,7 @@ HTML renderers are checked on hand-built answers carrying hostile corpus text.""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import warnings
@@ -369,6 +370,25 @@ def test_launch_serves_locally_without_a_share_link(corpus_settings):
     launch(demo, corpus_settings)
     assert demo.kwargs["share"] is False
     assert (demo.kwargs["server_name"], demo.kwargs["server_port"]) == ("127.0.0.1", 7860)
+
+
+def test_port_in_use_is_one_line_naming_rag_ui_port(corpus_settings):
+    """`python -m ui` on a port something else holds: exit 2 and one line, not Gradio's traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env.update(RAG_DATA_DIR=str(corpus_settings.data_dir), RAG_SEED_DIR=str(corpus_settings.seed_dir),
+                   RAG_LIBRARY_DIR=str(corpus_settings.library_dir), RAG_UI_PORT=str(port), PYTHONPATH=str(ROOT))
+        proc = subprocess.run([sys.executable, "-m", "ui"], capture_output=True, text=True, env=env, cwd=ROOT,
+                              timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    error = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(error) == 1, proc.stderr[-3000:]
+    for word in (f"127.0.0.1:{port}", f"RAG_UI_PORT={port}", "in use", "stop the other server", "free port"):
+        assert word in error[0], (word, error[0])
+    assert "GRADIO_SERVER_PORT" not in proc.stderr
 
 
 def test_library_and_renderer_never_import_gradio():

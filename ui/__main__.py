@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     from .app import build_demo, launch
 
     demo = build_demo(settings)
-    launch(demo, settings)
+    try:
+        launch(demo, settings)
+    except RagError as e:  # the port is taken: one line, not Gradio's traceback
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     demo.block_thread()  # until Ctrl-C
     return 0
 

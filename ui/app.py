@@ -20,7 +20,7 @@ import gradio as gr
 from rag.answer.pipeline import ask_stream
 from rag.corpus.formats import ACCEPTED
 from rag.corpus.manage import add_files
-from rag.errors import InputError, RagError
+from rag.errors import InputError, RagError, SettingsError
 from rag.index import store
 from rag.index.build import build_index
 from rag.query.dates import date_range
@@ -267,9 +267,16 @@ def _theme() -> gr.themes.Base:
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):
     """Serve on the configured host/port only, never a public share link; returns at once
-    (the server runs in a thread: `python -m ui` then blocks, tests drive it)."""
-    app, url, _ = demo.launch(server_name=settings.ui_host, server_port=settings.ui_port, share=False,
-                              ssr_mode=False, css=render.CSS, theme=_theme(), show_error=True, quiet=True,
-                              prevent_thread_lock=True, **kwargs)
+    (the server runs in a thread: `python -m ui` then blocks, tests drive it). A port that cannot
+    be bound is a SettingsError naming our setting (Gradio's own message names GRADIO_SERVER_PORT)."""
+    host, port = settings.ui_host, settings.ui_port
+    try:
+        app, url, _ = demo.launch(server_name=host, server_port=port, share=False, ssr_mode=False,
+                                  css=render.CSS, theme=_theme(), show_error=True, quiet=True,
+                                  prevent_thread_lock=True, **kwargs)
+    except OSError:  # Gradio turns every bind failure into "Cannot find empty port"
+        raise SettingsError(f"cannot serve on {host}:{port} (RAG_UI_PORT={port}): the port is in use (another "
+                            "server, or this page already running) or cannot be bound; stop the other server, or "
+                            "set RAG_UI_PORT (or --port) to a free port") from None
     print(f"Paper RAG is serving on {url} (this machine only; no public share link)", flush=True)
     return app, url

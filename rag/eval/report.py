@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+from rag.errors import InputError
 
 RETRIEVAL_KEYS = ("hit@1", "hit@5", "recall@5", "mrr@10", "ndcg@10")
 ANSWER_KEYS = ("key_fact_recall", "model_key_fact_recall", "citation_validity", "citation_precision",
@@ -130,8 +133,24 @@ def charts(results: dict, out: Path) -> list[Path]:
     return paths
 
 
+def prepare_out(out: Path) -> Path:
+    """Create the reports directory, or say why it cannot be used. `eval` calls this before it
+    runs anything, so a bad --out fails in a second, not after an hour of answers."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a directory; pass --out with a directory path "
+                         "(a missing one is created)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file further up the path, no permission, a read-only disk, …
+        raise InputError(f"--out {out}: cannot create the reports directory ({e.strerror or e}); "
+                         "pass --out with a directory path you can write to") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: the directory is not writable; pass --out with a directory you can write to")
+    return out
+
+
 def write_reports(results: dict, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str, ensure_ascii=False))
     (out / "summary.md").write_text(summary_markdown(results))
     return [out / "results.json", out / "summary.md", *charts(results, out)]

@@ -188,8 +188,9 @@ def evaluate(items: list[GoldItem], settings: Settings, backends: list[str], ans
 
 
 def main(args, settings: Settings) -> int:
-    from rag.eval.report import write_reports
+    from rag.eval.report import prepare_out, write_reports
 
+    prepare_out(Path(args.out))  # every input is checked before the (long) run starts
     items = select_split(load_gold(args.gold), args.split)
     backends = args.backend or ["extractive"]
     for backend in backends:

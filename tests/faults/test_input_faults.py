@@ -5,6 +5,7 @@ and the index still answers afterwards."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,6 +146,51 @@ def test_seed_dir_that_does_not_exist(built, tmp_path):
     proc = run(["index"], cli_env(built.data_dir, tmp_path / "no-such-folder"))
     assert_error(proc, EXIT["input"], "no *.txt seed files", "RAG_SEED_DIR")
     still_answers(built)  # the failed run left the index alone
+
+
+# --- user text on the make command line is never run by the shell --------------------------------
+
+def _make(target: str, env: dict, **variables: str) -> subprocess.CompletedProcess:
+    """`make -s TARGET VAR=value…` in the worktree; `-o` keeps the install stamp from ever
+    triggering a pip run here. The test suite runs inside .venv, so the recipes find it."""
+    env = {k: v for k, v in env.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    cmd = ["make", "-s", "-o", ".venv/.installed", target, *(f"{k}={v}" for k, v in variables.items())]
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+def _payload(marker) -> str:
+    return f'`touch {marker}` $(touch {marker}) "quoted" \'it\'s\' $$HOME; touch {marker} & a\\b'
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_search_never_runs_backticks_in_q(built, tmp_path):
+    marker = tmp_path / "pwned"
+    proc = _make("search", cli_env(built.data_dir, built.seed_dir), Q=f"{QUESTION} {_payload(marker)}")
+    assert proc.returncode == 0 and _search_titles(proc), proc.stderr[-2000:]
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+def test_make_passes_user_text_to_the_program_verbatim(tmp_path):
+    """Every recipe taking user text, with the program swapped for one that records its argv."""
+    marker, argv = tmp_path / "pwned", tmp_path / "argv"
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {argv}\n')
+    fake.chmod(0o755)
+    text = _payload(marker)
+    cases = [  # (target, variables, the arguments the program must get)
+        ("search", {"Q": text}, ["search", text]),
+        ("ask", {"Q": text, "BACKEND": text}, ["ask", text, "--backend", text]),
+        ("remove", {"ID": text}, ["remove", text]),
+        ("add", {"FILE": f"my\\ refs.csv `touch {marker}` $(id) *.bib", "SKIP_BAD": "1"},  # split at spaces
+         ["add", "my refs.csv", "`touch", f"{marker}`", "$(id)", "*.bib", "--skip-bad"]),
+    ]
+    for target, variables, expected in cases:
+        proc = _make(target, {**os.environ, "HF_HUB_OFFLINE": "1"}, BIN=str(fake.parent), **variables)
+        assert proc.returncode == 0, (target, proc.stderr[-2000:])
+        assert argv.read_text().splitlines() == ["-m", "rag", *expected], target
+    assert not marker.exists()
 
 
 API_BAD = [  # (question, options, words)
