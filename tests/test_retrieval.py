@@ -68,6 +68,13 @@ def test_filter_that_matches_nothing_returns_nothing(corpus_settings):
     assert rag.search("reasoning", filters=Filters(org="no such lab"), settings=corpus_settings) == []
 
 
+def test_ask_whose_filters_match_nothing_says_the_filters_are_why(corpus_settings):
+    a = rag.ask("What is GRPO?", backend="extractive", filters=Filters(date_from="2099-01-01"),
+                settings=corpus_settings)
+    assert a.abstained and not a.citations and not a.closest
+    assert any("no paper matches the filters (from 2099-01-01)" in n for n in a.notes)
+
+
 def test_bad_input_names_the_problem(corpus_settings):
     with pytest.raises(InputError, match="empty"):
         rag.search("   ", settings=corpus_settings)

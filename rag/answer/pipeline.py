@@ -113,8 +113,18 @@ def prepare(question: str, *, history=None, backend: str | None = None, model: s
     sources = ev.select(question, hits, settings.ollama_evidence_tokens, papers, shape.within,
                         max(PER_PAPER, shape.quotes), shape.score_ratio, shape.claim_bonus, pinned=len(pinned))
     prep = Prepared(question, query, hits, sources, shape, settings, [], started)
+    if not hits and filters is not None and filters.active():  # the filters, not the question, found nothing
+        prep.notes.append(f"no paper matches the filters ({_described(filters)}); widen or remove them "
+                          "(papers without a known year never match a date filter)")
     prep.timings["sources_s"] = round(time.perf_counter() - started, 3)
     return prep
+
+
+def _described(filters: Filters) -> str:
+    parts = [f"from {filters.date_from}" if filters.date_from else "",
+             f"to {filters.date_to}" if filters.date_to else "",
+             f"organisation containing {filters.org!r}" if filters.org else ""]
+    return ", ".join(p for p in parts if p)
 
 
 def _facet_hits(question: str, filters: Filters | None, settings: Settings) -> list[Hit]:
@@ -577,7 +587,7 @@ def _extractive(prep: Prepared, relevance: float) -> Answer:
 
 def _abstain(prep: Prepared, relevance: float, raw: str = "") -> Answer:
     closest = _retrieved(prep)[:3]
-    text = ABSTAIN_TEXT + "\n" + ABSTAIN_CLOSEST + "".join(f"\n- {c['title']}" for c in closest)
+    text = ABSTAIN_TEXT + ("\n" + ABSTAIN_CLOSEST + "".join(f"\n- {c['title']}" for c in closest) if closest else "")
     answer = Answer(prep.question, text, [], True, prep.backend_name, prep.model_name, raw_text=raw,
                     kind=prep.shape.kind, retrieval_query=prep.retrieval_query,
                     sources=[_source_dict(s) for s in prep.sources],

@@ -12,8 +12,9 @@ names it, and the previous one is kept so a reader that just opened it keeps wor
 The manifest records per-file content hashes (a re-index with no file changed stops there,
 without parsing the corpus or reading Chroma), per-paper content hashes with their chunk
 ids (what an incremental update diffs against), and the size of every file of its generation
-(`damage`: a file deleted, truncated or overwritten is noticed with a stat, not a read). It is written by us rather than by
-llama-index's docstore because it must switch atomically with the BM25 arrays it describes.
+(`damage`: a file deleted, truncated or overwritten is noticed with a stat, not a read). It is
+written by us rather than by llama-index's docstore because it must switch atomically with the
+BM25 arrays it describes.
 """
 
 from __future__ import annotations
