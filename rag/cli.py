@@ -13,6 +13,7 @@ Exit codes (every command):
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -443,14 +444,23 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:  # noqa: BLE001 - the CLI edge: one line, never a traceback by default
         if isinstance(e, (SystemExit, GeneratorExit)):  # argparse's usage errors exit 2 on their own
             raise
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            _say(f"no space left to write {e.filename or 'the output'} ({e.strerror}); free some space, or "
+                 "send the output elsewhere")
+            _stdout_gone()  # the interpreter's last flush of stdout would fail again
+            return 3
         mapped = _store_failure(e)  # also chromadb's Rust panics, which are not Exceptions
         if mapped is not None:
             _say(str(mapped))
             return mapped.exit_code
-        if debug:
-            import traceback
+        return _unexpected(e, debug)
 
-            traceback.print_exc()
-        first = (str(e).strip().splitlines() or [""])[0][:300]
-        _say(f"unexpected {type(e).__name__}: {first} — this is a bug; rerun with --debug for the traceback")
-        return 1
+
+def _unexpected(e: BaseException, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    _say(f"unexpected {type(e).__name__}: {first} — this is a bug; rerun with --debug for the traceback")
+    return 1

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -81,6 +82,16 @@ def test_reader_closes_the_pipe(built, args):
     assert proc.returncode == EXIT["pipe"], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr[-2000:]
     still_answers(built)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_output_to_a_full_device_is_one_line(built):
+    """`… > /dev/full`: every write fails with ENOSPC. One line naming it, exit 3, no traceback."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "rag", "papers", "--json"], env=cli_env(built.data_dir,
+                              built.seed_dir), cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=180)
+    assert_error(proc, EXIT["store"], "no space left", "send the output elsewhere")
+    assert "Exception ignored" not in proc.stderr
 
 
 def test_ctrl_c_while_an_answer_streams(built):
