@@ -10,10 +10,12 @@ counts as unset.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -244,4 +246,18 @@ def describe(e: ValidationError, prefix: str = "RAG_", keywords: set[str] | None
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    for warning in unknown_variables(os.environ):  # once per process: get_settings is cached
+        print(f"warning: {warning}", file=sys.stderr)
     return Settings()
+
+
+def unknown_variables(environ) -> list[str]:
+    """RAG_* variables that name no setting, each with the nearest one: pydantic-settings ignores
+    them, so a typo (RAG_TOPK=3) would otherwise change nothing without a word."""
+    known = {f"RAG_{name.upper()}" for name in Settings.model_fields}
+    out = []
+    for name in sorted(n for n in environ if n.startswith("RAG_") and n not in known):
+        near = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        out.append(f"{name} is not a setting and is ignored" + (f"; did you mean {near[0]}?" if near else
+                                                                   "; the README's Settings table lists them"))
+    return out

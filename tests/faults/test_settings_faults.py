@@ -106,3 +106,11 @@ def test_chunk_token_bounds_match_the_chunker_and_the_embedder():
     for p in papers:
         assert chunk_paper(p, low, 1)
         assert max(minilm.word_pieces(c.embed_text(p.title)) for c in chunk_paper(p, high, 1)) <= MAX_WORD_PIECES
+
+
+def test_a_misspelled_setting_is_named_not_ignored_silently(built):
+    """pydantic-settings ignores RAG_* variables that name no setting; the command still runs and
+    says which one it ignored, with the nearest real name."""
+    proc = run(["search", "reinforcement learning", "-k", "1"], cli_env(built.data_dir, built.seed_dir, RAG_TOPK="3"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "RAG_TOPK is not a setting and is ignored; did you mean RAG_TOP_K?" in proc.stderr
