@@ -86,3 +86,12 @@ def test_public_api_names():
     assert {"search", "ask", "Answer", "Citation", "Filters", "build_index", "Settings", "RagError"} <= set(rag.__all__)
     for name in rag.__all__:
         assert getattr(rag, name) is not None
+
+
+@pytest.mark.parametrize("value,bound,day", [("2024-02", "to", "2024-02-29"), ("2023-02", "to", "2023-02-28"),
+                                            ("2024", "from", "2024-01-01"), ("9999", "to", "9999-12-31"),
+                                            ("9999-12", "to", "9999-12-31")])
+def test_date_bounds_cover_the_whole_period(value, bound, day):
+    from rag.query.dates import date_bound
+
+    assert date_bound(value, bound) == day

@@ -6,6 +6,7 @@ The filters compare ISO dates as strings, so an unchecked bound such as "last we
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 
@@ -23,9 +24,9 @@ def date_bound(value: str | None, bound: str) -> str | None:
     m = _DATE.fullmatch(value)
     try:
         year, month, day = int(m[1]), int(m[2] or (1 if bound == "from" else 12)), m[3]
-        last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+        last = calendar.monthrange(year, month)[1]  # (the first of next month fails for December 9999)
         return dt.date(year, month, int(day) if day else (1 if bound == "from" else last)).isoformat()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, calendar.IllegalMonthError):
         raise InputError(f"date {bound} {value!r} is not a date; use YYYY-MM-DD, YYYY-MM or YYYY") from None
 
 
