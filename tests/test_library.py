@@ -92,6 +92,17 @@ def test_bad_bibtex_entries_are_each_named_and_do_not_hide_the_good_ones():
     assert "refs_bad.bib: line 17 (broken2020)" in str(broken) and "braces" in str(broken)
 
 
+def test_a_duplicate_bibtex_key_asks_for_another_key_not_for_braces():
+    from rag.corpus.bibtex import parse_bibtex
+
+    abstract = "A long enough abstract about glaciers, sensors and graph networks, for the check."
+    text = "".join(f"@article{{same,\n title={{Paper {n}}},\n abstract={{{abstract}}}\n}}\n" for n in (1, 2))
+    parsed = parse_bibtex(text, "dup.bib", "dup.bib")
+    (dup,) = parsed.bad
+    assert dup.label == "same" and "another key" in str(dup) and "braces" not in str(dup)
+    assert [p.title for p in parsed.papers] == ["Paper 1"]
+
+
 def test_bad_jsonl_lines():
     bad = [str(b) for b in parse("papers_bad.jsonl").bad]
     assert len(bad) == 3

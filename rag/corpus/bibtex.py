@@ -76,10 +76,21 @@ def _problem(block) -> str:
     return "the entry is not closed (a missing } or \") before the next @entry or the end of the file"
 
 
+def _fix(block) -> str:
+    """Duplicates are not syntax errors: two entries share a key, or one entry repeats a field."""
+    from bibtexparser.model import DuplicateBlockKeyBlock, DuplicateFieldKeyBlock
+
+    if isinstance(block, DuplicateBlockKeyBlock):
+        return "give one of the entries sharing this key another key (or remove the duplicate)"
+    if isinstance(block, DuplicateFieldKeyBlock):
+        return "keep one of the entry's repeated fields"
+    return _FIX_SYNTAX
+
+
 def parse_bibtex(text: str, source: str, shown: str) -> Parsed:
     lib, out = _parse_library(text), Parsed(shown)
     for block in lib.failed_blocks:
-        out.bad.append(BadEntry(shown, f"line {(block.start_line or 0) + 1}", _key(block), _problem(block), _FIX_SYNTAX))
+        out.bad.append(BadEntry(shown, f"line {(block.start_line or 0) + 1}", _key(block), _problem(block), _fix(block)))
     for entry in lib.entries:
         try:
             out.papers.append(build_paper(_fields(entry), "bibtex", source))
