@@ -207,6 +207,10 @@ class Settings(BaseSettings):
             raise ValueError(f"RAG_SMALL_ANSWER_TOKENS={self.small_answer_tokens} + RAG_EVIDENCE_TOKENS="
                              f"{self.evidence_tokens} do not fit in RAG_LLAMACPP_N_CTX={self.llamacpp_n_ctx}; "
                              "lower them or raise RAG_LLAMACPP_N_CTX")
+        if _overlap(self.library_dir, self.seed_dir) or _overlap(self.library_dir, self.data_dir):
+            raise ValueError(f"RAG_LIBRARY_DIR={str(self.library_dir)!r} overlaps RAG_SEED_DIR={str(self.seed_dir)!r} "
+                             f"or RAG_DATA_DIR={str(self.data_dir)!r}: `add` would overwrite seed pages or index "
+                             "files; give the library a folder of its own")
         return self
 
     def with_overrides(self, **overrides) -> "Settings":
@@ -242,6 +246,12 @@ def describe(e: ValidationError, prefix: str = "RAG_", keywords: set[str] | None
     if isinstance(value, float) and not math.isfinite(value):
         value = str(value)
     return f"setting {name}={value!r} is invalid: {msg}; fix or unset it"
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    """Is one folder the other, or inside it?"""
+    a, b = a.expanduser().resolve(), b.expanduser().resolve()
+    return a == b or a in b.parents or b in a.parents
 
 
 @lru_cache(maxsize=1)

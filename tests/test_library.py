@@ -72,6 +72,19 @@ def test_csv_header_is_case_insensitive_and_excel_bom_semicolons_work():
     assert not excel.bad and "Rating" in excel.notes[0]
 
 
+def test_csv_cells_with_doubled_quotes_commas_and_newlines_read_as_written():
+    """RFC 4180 / Excel: a quote inside a quoted cell is doubled, and a cell may hold the
+    delimiter and line breaks. The header has no quotes, so none of this can be sniffed from it."""
+    from rag.corpus.tabular import parse_csv
+
+    abstract = 'We present "Wombatnet", a model for tables,\nand show it beats baselines on 12 benchmarks.'
+    quoted = '"' + abstract.replace('"', '""') + '"'
+    parsed = parse_csv(f'title,abstract\n"The ""Wombatnet"" Model, for Tables",{quoted}\n', "w.csv", "w.csv")
+    assert not parsed.bad
+    (paper,) = parsed.papers
+    assert paper.title == 'The "Wombatnet" Model, for Tables' and paper.abstract.startswith('We present "Wombatnet"')
+
+
 def test_more_listing_pages_in_the_seed_layout():
     papers = parse("more_daily_papers.txt").papers
     assert [p.title for p in papers] == ["Sourdough Starter Microbiomes Converge Within Two Weeks",

@@ -7,6 +7,7 @@ not UTF-8, not well-formed — is a `CorpusError` instead: there is nothing to k
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ def read_bytes(path: Path, shown: str) -> bytes:
     except FileNotFoundError:
         raise CorpusError(shown, 0, "no such file (a broken link?); fix the path or remove the entry") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise CorpusError(shown, 0, "is a symbolic link that loops; point it at a file, or remove it") from None
         raise CorpusError(shown, 0, f"cannot be read ({e.strerror or e}); check its permissions "
                           f"(e.g. `chmod a+r {shown}`)") from None
 

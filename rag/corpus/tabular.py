@@ -79,12 +79,15 @@ def parse_jsonl(text: str, source: str, shown: str) -> Parsed:
     return out
 
 
-def _dialect(text: str):
+def _delimiter(text: str) -> str:
+    """The delimiter, sniffed from the header row. Only the delimiter: the header rarely holds a
+    quote, so the sniffer cannot see how quotes are escaped and guesses "not doubled", which
+    breaks every Excel or RFC 4180 cell holding `""` (quotes are read as Excel writes them)."""
     header = text.split("\n", 1)[0]
     try:
-        return csv.Sniffer().sniff(header, delimiters=",;\t")
+        return csv.Sniffer().sniff(header, delimiters=",;\t").delimiter
     except csv.Error:
-        return csv.excel
+        return ","
 
 
 def _check_header(names: list[str] | None, shown: str) -> None:
@@ -97,7 +100,7 @@ def _check_header(names: list[str] | None, shown: str) -> None:
 
 def parse_csv(text: str, source: str, shown: str) -> Parsed:
     out, unknown = Parsed(shown), set()
-    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=_dialect(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=csv.excel, delimiter=_delimiter(text))
     try:
         _check_header(reader.fieldnames, shown)
         for record in reader:

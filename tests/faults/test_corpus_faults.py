@@ -117,6 +117,17 @@ def test_unreadable_library_file_is_one_line_naming_it(seeds, tmp_path, monkeypa
     assert code == 2 and "library/refs.bib" in line and "no such file" in line
 
 
+def test_a_looping_link_in_the_library_says_to_remove_it(seeds, tmp_path, monkeypatch, capsys):
+    lib = tmp_path / "library"
+    lib.mkdir()
+    (lib / "a.bib").symlink_to(lib / "b.bib")
+    (lib / "b.bib").symlink_to(lib / "a.bib")
+    monkeypatch.setenv("RAG_LIBRARY_DIR", str(lib))
+    code, _, err = _cli(monkeypatch, capsys, seeds, "papers")
+    line = _one_error_line(err)
+    assert code == 2 and "library/a.bib" in line and "loops" in line and "chmod" not in line
+
+
 def test_adding_a_missing_or_binary_file_rejects_it_with_the_reason(seeds, tmp_path, monkeypatch, capsys):
     binary = tmp_path / "scan.csv"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")

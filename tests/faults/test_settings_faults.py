@@ -114,3 +114,13 @@ def test_a_misspelled_setting_is_named_not_ignored_silently(built):
     proc = run(["search", "reinforcement learning", "-k", "1"], cli_env(built.data_dir, built.seed_dir, RAG_TOPK="3"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "RAG_TOPK is not a setting and is ignored; did you mean RAG_TOP_K?" in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["seeds", "data"])
+def test_a_library_inside_the_seeds_or_the_index_is_refused(built, where):
+    """`add` copies files into the library: pointed at the seed folder it overwrote seed pages."""
+    target = built.seed_dir if where == "seeds" else built.data_dir / "library"
+    before = sorted(p.name for p in built.seed_dir.iterdir())
+    proc = run(["papers"], cli_env(built.data_dir, built.seed_dir, RAG_LIBRARY_DIR=str(target)))
+    assert_error(proc, EXIT["input"], "RAG_LIBRARY_DIR", "a folder of its own")
+    assert sorted(p.name for p in built.seed_dir.iterdir()) == before
