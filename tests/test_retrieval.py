@@ -64,6 +64,12 @@ def test_date_filter_keeps_only_dated_papers_in_range(corpus_settings):
     assert hits and all("2024-01-01" <= h.meta["date"] <= "2024-12-31" for h in hits)
 
 
+def test_k_papers_come_back_when_the_corpus_has_them(corpus_settings):
+    """k counts papers; a paper has several chunks, so k chunks per retriever held fewer (100 -> 73)."""
+    hits = rag.search("language model", k=100, settings=corpus_settings)
+    assert len(hits) == 100 and len({h.paper_id for h in hits}) == 100
+
+
 def test_filter_that_matches_nothing_returns_nothing(corpus_settings):
     assert rag.search("reasoning", filters=Filters(org="no such lab"), settings=corpus_settings) == []
 

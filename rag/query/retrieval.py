@@ -219,14 +219,24 @@ class Retriever:
         # each step's mapped pages are dropped before the next touches its own: postings, vectors
         # and ids together peaked ~140 MB above the resident set at 100k papers (`make bench-scale`)
         if mode in ("hybrid", "bm25"):
-            lists["bm25"] = self._per_paper(self.bm25_ranking(question, filters, n))
+            lists["bm25"] = self._papers(self.bm25_ranking, question, filters, n, k)
             self.lex.release()
         if mode in ("hybrid", "dense"):
-            lists["dense"] = self._per_paper(self.dense_ranking(question, filters, n))
+            lists["dense"] = self._papers(self.dense_ranking, question, filters, n, k)
             self.lex.release()
         hits = self._hits(_fuse(lists, self.settings.rrf_k)[:k])
         self.lex.release()
         return hits
+
+    def _papers(self, ranking, question: str, filters: Filters, n: int, k: int) -> list[tuple[int, int, float]]:
+        """A retriever's papers from its best `n` chunks; when those hold fewer than `k` papers (a
+        paper has several chunks: `-k 100` gave 73), from twice as many, until the corpus runs out."""
+        while True:
+            ranked = ranking(question, filters, n)
+            papers = self._per_paper(ranked)
+            if len(papers) >= k or len(ranked) < n or n >= len(self.lex):  # enough, or nothing more to give
+                return papers
+            n = min(2 * n, len(self.lex))
 
     def _per_paper(self, ranking: list[tuple[int, float]]) -> list[tuple[int, int, float]]:
         """(paper row, best chunk row, its score) in order of each paper's best chunk."""
