@@ -36,7 +36,8 @@ EXACT_ROWS = 20_000  # filtered dense search scores up to this many allowed chun
 
 @dataclass(frozen=True)
 class Filters:
-    """Date bounds are ISO dates (inclusive); papers with no known year never match a date filter."""
+    """Date bounds are ISO dates (inclusive); papers without a full date (no year, or only a year)
+    never match a date filter."""
 
     date_from: str | None = None
     date_to: str | None = None
