@@ -98,7 +98,7 @@ def cmd_add(args) -> int:
     if not args.json:
         _print_added(report)
         sys.stdout.flush()  # the per-file report before the index's progress
-    indexed = _run_index() if report.to_index and not args.no_index else None
+    indexed = _index_after("the files are in the library") if report.to_index and not args.no_index else None
     if args.json:
         _print_json({**report.to_dict(), "index": indexed.to_dict() if indexed else None})
     return 2 if report.rejected else 0
@@ -112,8 +112,20 @@ def cmd_remove(args) -> int:
     for f in result.deleted:
         print(f"  deleted {f}: none of its papers is left")
     if not args.no_index:
-        _run_index()
+        _index_after(f"{result.paper_id} is out of the library")
     return 0
+
+
+def _index_after(done: str):
+    """The index step of add/remove. Refused because another run holds the index, the library
+    change stands: running add/remove again would find nothing to do, only `index` catches up."""
+    from rag.index.lock import IndexBusyError
+
+    try:
+        return _run_index()
+    except IndexBusyError as e:
+        raise IndexBusyError(f"{done}, but the index is not updated yet: {e.args[0].split(';')[0]}; when it "
+                             "finishes, run `python -m rag index`") from None
 
 
 def _run_index(rebuild: bool = False):

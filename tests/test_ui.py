@@ -397,3 +397,13 @@ def test_library_and_renderer_never_import_gradio():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_add_papers_reads_only_files_uploaded_through_the_page(corpus_settings, tmp_path):
+    """The page's API takes file paths as JSON: a forged server path must not be read or copied.
+    (A real upload, which lands in Gradio's upload folder, is tests/test_library_browser.py.)"""
+    page = ChatPage(corpus_settings.with_overrides(library_dir=tmp_path / "library"))
+    forged = [str(ROOT / "tests" / "data" / "library" / "refs.bib"), "/usr/lib/python3.11/LICENSE.txt"]
+    _, html = page.add_papers(forged, False, progress=lambda *a, **k: None)
+    assert "did not come through this page" in html and "HISTORY" not in html
+    assert not (tmp_path / "library").exists()

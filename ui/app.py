@@ -14,6 +14,7 @@ the embedded model is single-threaded, and users wait their turn in Gradio's que
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import gradio as gr
 
@@ -160,6 +161,9 @@ class ChatPage:
         if not paths:
             return self.status(), render.error_html(InputError("no file chosen; pick .bib, .xml, .atom, .jsonl, "
                                                                ".csv or .txt files first"))
+        if forged := [p for p in paths if not _uploaded(p)]:
+            return self.status(), render.error_html(InputError(
+                f"{len(forged)} file(s) did not come through this page's upload; choose them with the file picker"))
         try:
             progress(0, desc="checking the files")
             report = add_files(paths, self.settings, skip_bad=bool(skip_bad))
@@ -263,6 +267,14 @@ def _theme() -> gr.themes.Base:
     some bold capitals (titles rendered 'B' and 'R' from a fallback font)."""
     return gr.themes.Default(font=("ui-sans-serif", "system-ui", "sans-serif"),
                              font_mono=("ui-monospace", "Consolas", "monospace"))
+
+
+def _uploaded(path) -> bool:
+    """Is `path` in Gradio's upload folder? A client can post any server path as a file (the
+    page's API takes JSON): reading it would copy or echo a server file (found by probes)."""
+    from gradio.utils import get_upload_folder
+
+    return Path(path).resolve().is_relative_to(Path(get_upload_folder()).resolve())
 
 
 def launch(demo: gr.Blocks, settings: Settings, **kwargs):

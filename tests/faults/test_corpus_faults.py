@@ -219,3 +219,20 @@ def test_papers_from_an_unknown_source_is_an_error_naming_the_known_ones(seeds, 
     code, _, err = _cli(monkeypatch, capsys, seeds, "papers", "--source", "no-such.bib")
     line = _one_error_line(err)
     assert code == 2 and "'no-such.bib'" in line and "--source seeds" in line and SMALL in line
+
+
+def test_remove_while_another_index_runs_says_to_run_index_later(seeds, tmp_path, monkeypatch, capsys):
+    """The library change stands when the index step is refused; running remove again would find
+    no such paper, so the message must send the user to `index`, not back to `remove`."""
+    from filelock import FileLock
+
+    lib = tmp_path / "library"
+    monkeypatch.setenv("RAG_LIBRARY_DIR", str(lib))
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
+    code, _, _ = _cli(monkeypatch, capsys, seeds, "add", "--no-index", str(DATA / "library" / "refs.bib"))
+    assert code == 0
+    (tmp_path / "data").mkdir()
+    with FileLock(str(tmp_path / "data" / "index.lock")):  # another index run, as far as the lock knows
+        code, _, err = _cli(monkeypatch, capsys, seeds, "remove", "2403.01117")
+    line = _one_error_line(err)
+    assert code == 3 and "is out of the library" in line and "run `python -m rag index`" in line
