@@ -31,7 +31,7 @@ import numpy as np
 
 from rag.corpus import load_all
 from rag.corpus.listing import Paper
-from rag.index import bm25, manifest, store, store_health
+from rag.index import bm25, manifest, status, store, store_health
 from rag.index.chunking import Chunk, chunk_paper
 from rag.index.embedding import embedder_name
 from rag.index.lock import index_lock
@@ -304,10 +304,9 @@ def _unchanged(settings: Settings, fp: str) -> IndexReport | None:
     store_health.precheck(settings, settings.data_dir / "chroma")  # ~1 ms: a damaged store is never "unchanged"
     if manifest.read_journal(settings, live["collection"]) is not None:
         return None
-    folder = manifest.generation_dir(settings, live["collection"], live["generation"])
-    old = manifest.Manifest.load(folder)
+    old = manifest.Manifest.load(manifest.generation_dir(settings, live["collection"], live["generation"]))
     if old is None or old.files != manifest.file_hashes(settings.seed_dir, settings.library_dir) \
-            or manifest.damage(folder) or store_health.vectors_missing(settings, live["collection"]):
+            or status.problem(settings, live["collection"], live["generation"]):
         return None
     return IndexReport(papers=len(old.papers), unchanged=len(old.papers), chunks_total=old.n_chunks,
                        fingerprint=fp, collection=live["collection"])

@@ -45,14 +45,16 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
     papers, chunks = _counts(settings, act)
     built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(act.built_at)) if act.built_at else ""
     return IndexStatus(True, where, papers, chunks, act.fingerprint, fingerprint(settings), act.name, built,
-                       _problem(settings, act))
+                       problem(settings, act.name, act.generation) or "")
 
 
-def _problem(settings: Settings, act: store.Active) -> str:
-    """What an index run must repair: the local files (`manifest.damage`), the vectors in Chroma."""
-    folder = manifest.generation_dir(settings, act.name, act.generation)
+def problem(settings: Settings, collection: str, generation: str) -> str | None:
+    """What an index run must repair, or None: the local files (`manifest.damage`), the vectors in
+    Chroma (`store_health.vectors_missing`). A stat per file and one read-only query: cheap enough
+    for `status` and for the no-op index run."""
+    folder = manifest.generation_dir(settings, collection, generation)
     local = manifest.damage(folder) if folder.is_dir() else f"the BM25 files are not in {folder.parent}"
-    return local or store_health.vectors_missing(settings, act.name) or ""
+    return local or store_health.vectors_missing(settings, collection)
 
 
 def _counts(settings: Settings, act: store.Active) -> tuple[int, int]:
