@@ -244,6 +244,25 @@ def test_readding_the_same_file_changes_nothing(small_settings):
     assert sorted((f.name, f.stat().st_mtime_ns) for f in library.library_dir(small_settings).iterdir()) == before
 
 
+def test_a_different_file_of_the_same_name_replaces_the_copy_and_keeps_the_earlier_one(small_settings, tmp_path):
+    add_files([LIB / "refs.bib"], small_settings)
+    lib = library.library_dir(small_settings)
+    earlier = (lib / "refs.bib").read_bytes()
+    edited = tmp_path / "refs.bib"
+    edited.write_bytes(earlier.split(b"@", 2)[0] + b"@" + earlier.split(b"@", 2)[1])  # only the first entry kept
+    (f,) = add_files([edited], small_settings).files
+    assert f.status == "replaced" and (lib / "refs.bib").read_bytes() == edited.read_bytes()
+    kept = lib / ".previous" / "refs.bib"
+    assert f.previous == str(kept) and kept.read_bytes() == earlier  # nothing is lost
+    assert len(f.dropped) == 2 and all(t in {p.title for p in parse("refs.bib").papers} for t in f.dropped)
+    assert str(kept) in " ".join(f.notes)
+    assert [p.name for p in library.library_files(small_settings)] == ["refs.bib"]
+    assert all(".previous" not in s for p in library.load_all(small_settings) for s in p.sources)  # hidden: not read
+    (back,) = add_files([kept], small_settings).files  # the undo the note names
+    assert back.status == "replaced" and (lib / "refs.bib").read_bytes() == earlier and not back.dropped
+    assert kept.read_bytes() == edited.read_bytes()
+
+
 def test_remove_by_arxiv_id_doi_or_paper_id_and_a_seed_paper_cannot_be_removed(small_settings):
     add_files([LIB / "refs.bib", LIB / "papers.jsonl"], small_settings)
     with pytest.raises(InputError, match="seed paper.*only papers you added"):

@@ -17,6 +17,8 @@ from rag.corpus.paper import Paper, title_key
 from rag.corpus.reading import Parsed, read_bytes
 from rag.errors import CorpusError, InputError
 
+PREVIOUS = ".previous"  # in the library: the copy a same-named file replaced (hidden: never read)
+
 
 @dataclass
 class FileResult:
@@ -31,6 +33,8 @@ class FileResult:
     bad: list[str] = field(default_factory=list)  # one line per bad entry: file, where, problem, fix
     notes: list[str] = field(default_factory=list)
     reason: str = ""  # why rejected or unchanged
+    previous: str | None = None  # replaced: where the library's earlier copy of this name is kept
+    dropped: list[str] = field(default_factory=list)  # replaced: titles only the earlier copy listed
 
 
 @dataclass
@@ -132,6 +136,27 @@ def _restore(files: list[_Checked], settings) -> None:
         library.save_removed(settings, removed)
 
 
+def _keep_previous(c: _Checked, lib: Path) -> None:
+    """A different file of the same name replaces the library's copy (an edited export is the
+    usual case), but the earlier copy may be the only one left: keep it in library/.previous/
+    (hidden, so not read) and name the papers the new file no longer lists."""
+    old = lib / c.name
+    keep = lib / PREVIOUS / c.name
+    library.write_atomic(keep, old.read_bytes())
+    c.result.previous = str(keep)
+    try:
+        before = formats.parse_path(old, library.source_name(c.name), str(old))[1].papers
+    except CorpusError:
+        before = []  # an unreadable earlier copy lists nothing that could be dropped
+    now = {title_key(p.title) for p in c.parsed.papers}
+    c.result.dropped = [p.title for p in before if title_key(p.title) not in now]
+    gone = (f"; {len(c.result.dropped)} papers it listed are not in the new one and leave the corpus unless "
+            f"another file lists them: {'; '.join(c.result.dropped[:5])}{' …' if len(c.result.dropped) > 5 else ''}"
+            if c.result.dropped else "")
+    c.result.notes.append(f"replaced the library's earlier {c.name}; that copy is kept as {keep}{gone} "
+                          "(to undo, add that copy again)")
+
+
 def add_files(paths: list[str | Path], settings, *, skip_bad: bool = False) -> AddReport:
     """Check every file, then copy the accepted ones into the library. Does not re-index."""
     with library.locked(settings):
@@ -149,6 +174,8 @@ def _add_locked(paths: list[str | Path], settings, skip_bad: bool) -> AddReport:
     for c in cands:  # each file whole or not at all; a failure leaves the earlier ones added
         existed = (lib / c.name).exists()
         try:
+            if existed:
+                _keep_previous(c, lib)
             library.write_atomic(lib / c.name, c.data)
         except OSError as e:
             raise library.unwritable(lib, e, c.name) from None
