@@ -329,6 +329,26 @@ def test_add_index_ask_readd_remove(small_settings, monkeypatch, capsys):
     assert GLACIER not in [h.title for h in hits]
 
 
+def test_a_year_or_month_from_a_bibtex_entry_meets_a_date_filter_over_that_year_or_month(small_settings):
+    import rag
+    from rag.index.build import build_index
+    from rag.query.retrieval import Filters
+
+    add_files([LIB / "refs.bib"], small_settings)  # TideLM gives year = {2023}; the glacier paper 2024, mar
+    build_index(small_settings)
+    tide, glacier = "TideLM: Tokenising Tidal Gauge Records for Sea-Level Language Models", GLACIER
+
+    def found(date_from, date_to):
+        hits = rag.search("tidal gauge sea level glacier melt", k=20, settings=small_settings,
+                          filters=Filters(date_from=date_from, date_to=date_to))
+        return {h.title for h in hits} & {tide, glacier}
+
+    assert found("2023", "2023") == {tide}
+    assert found("2023-06-01", "2023-06-30") == {tide}  # the year may be June's: not hidden
+    assert found("2024-03", "2024-03") == found("2024-03-15", None) == {glacier}
+    assert found("2024-04-01", None) == set() and found(None, "2022-12-31") == set()
+
+
 def test_adding_again_indexes_a_file_whose_index_step_was_refused(small_settings, monkeypatch, capsys):
     """`add` copies, then another index run holds the lock and the index step is refused (exit 3);
     the advice is "run this again", so the second `add` of the same file must index it."""

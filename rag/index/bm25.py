@@ -10,7 +10,8 @@ pread rather than touched through the map, and mapped pages are dropped after ea
     chunk_order.npy   row of each sorted id (for id -> row lookups by binary search)
     chunk_paper.npy   row of the chunk's paper (int32)
     paper_ids.npy     paper id                              paper_head.npy   row of its chunk 0
-    paper_date.npy    date as yyyymmdd (int32, 0 = unknown) paper_org.npy    index into orgs.json (-1 = none)
+    paper_date.npy    date as yyyymmdd (int32, 0 = unknown)  paper_org.npy    index into orgs.json (-1 = none)
+                      (mmdd or dd 00: only the year or month is known, see `date_span`)
     vectors.npy       the chunk's embedding, float16 (768 bytes a chunk at 384 dimensions)
     texts.sqlite      chunk texts and paper fields by row (`rag.index.texts`)
 
@@ -104,6 +105,14 @@ def _arrays(rows: Rows) -> dict[str, np.ndarray]:
             "paper_org": np.array([org_row.get(rows.paper_org.get(p) or "", -1) for p in pids], dtype=np.int32)}
 
 
+def date_span(dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last day (yyyymmdd) each paper may be from: a year-only date (20230000) spans the
+    year, a month (20240300) the month. A date filter keeps a paper whose span meets its range, so
+    `--from 2023 --to 2023` finds a BibTeX entry that gives only `year = {2023}`."""
+    last = np.where(dates % 10000 == 0, dates + 9999, np.where(dates % 100 == 0, dates + 99, dates))
+    return dates, last
+
+
 def fsync_dir(path: Path) -> None:
     """Make a folder's files and entries durable before a pointer names it."""
     for f in path.iterdir() if path.is_dir() else []:
@@ -179,10 +188,10 @@ class Lexicon:
     def paper_mask(self, date_from: int | None, date_to: int | None, org: str | None) -> np.ndarray:
         keep = np.ones(len(self.paper_ids), dtype=bool)
         if date_from is not None or date_to is not None:
-            dates = np.asarray(self.paper_date)
-            keep &= dates > 0
-            keep &= dates >= (date_from or 0)
-            keep &= dates <= (date_to or 99999999)
+            first, last = date_span(np.asarray(self.paper_date))
+            keep &= first > 0
+            keep &= last >= (date_from or 0)
+            keep &= first <= (date_to or 99999999)
         if org is not None:
             allowed = np.array([i for i, o in enumerate(self.orgs) if org.casefold() in o.casefold()], dtype=np.int32)
             keep &= np.isin(np.asarray(self.paper_org), allowed)

@@ -68,8 +68,18 @@ def fingerprint(settings: Settings) -> str:
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def date_ord(date: str | None) -> int | None:
-    return int(date.replace("-", "")) if date else None
+_MONTH = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
+
+
+def date_ord(paper: Paper) -> int | None:
+    """yyyymmdd; a source that gives only the year or the month leaves the rest 00 (2023 -> 20230000,
+    Mar 2024 -> 20240300), which the date filters read as the whole year or month (`bm25.date_span`)."""
+    if paper.date:
+        return int(paper.date.replace("-", ""))
+    if not paper.year:
+        return None
+    words = (paper.date_raw or "").lower().split()
+    return paper.year * 10000 + (_MONTH.get(words[0][:3], 0) * 100 if len(words) == 2 else 0)
 
 
 CHUNK_KEYS = ("paper_id", "chunk_index", "org", "date_ord")  # what filters and joins need on every chunk
@@ -81,7 +91,7 @@ def paper_fields(paper: Paper, n_chunks: int) -> dict:
             "n_chunks": n_chunks, "content_hash": paper.content_hash, "abstract": paper.abstract,
             "sources": ", ".join(paper.sources), "org": paper.org, "authors": paper.authors,
             "date": paper.date, "date_raw": paper.date_raw, "upvotes": paper.upvotes,
-            "date_ord": date_ord(paper.date),
+            "date_ord": date_ord(paper),
             "arxiv_id": paper.arxiv_id, "doi": paper.doi, "url": paper.url, "venue": paper.venue, "year": paper.year,
             "kind": paper.kind if paper.kind != "listing" else None}
     return {k: v for k, v in meta.items() if v is not None}
@@ -89,7 +99,7 @@ def paper_fields(paper: Paper, n_chunks: int) -> dict:
 
 def chunk_metadata(paper: Paper, chunk: Chunk) -> dict:
     """What Chroma stores beside a chunk's vector: flat keys its `where` filters can use."""
-    meta = {"paper_id": paper.paper_id, "chunk_index": chunk.index, "org": paper.org, "date_ord": date_ord(paper.date)}
+    meta = {"paper_id": paper.paper_id, "chunk_index": chunk.index, "org": paper.org, "date_ord": date_ord(paper)}
     return {k: v for k, v in meta.items() if v is not None}
 
 
@@ -110,7 +120,7 @@ def _rows(items: list[tuple[Paper, Chunk, int]], papers: list[Paper]) -> tuple[b
     """The BM25/array rows and the manifest's paper table for every chunk of `papers`."""
     rows = bm25.Rows([chunk_id(p, c) for p, c, _ in items], [c.embed_text(p.title) for p, c, _ in items],
                      [p.paper_id for p, _, _ in items], [c.index == 0 for _, c, _ in items],
-                     {p.paper_id: date_ord(p.date) or 0 for p in papers}, {p.paper_id: p.org for p in papers},
+                     {p.paper_id: date_ord(p) or 0 for p in papers}, {p.paper_id: p.org for p in papers},
                      {p.paper_id: paper_fields(p, n) for p, c, n in items if c.index == 0})
     table: dict[str, list] = {p.paper_id: [p.content_hash, []] for p in papers}
     for cid, pid in zip(rows.chunk_ids, rows.paper_ids):

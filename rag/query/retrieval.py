@@ -36,8 +36,8 @@ EXACT_ROWS = 20_000  # filtered dense search scores up to this many allowed chun
 
 @dataclass(frozen=True)
 class Filters:
-    """Date bounds are ISO dates (inclusive); papers without a full date (no year, or only a year)
-    never match a date filter."""
+    """Date bounds are ISO dates (inclusive); a paper whose source gives only the year or month
+    matches when that year or month meets the range; papers with no year never match."""
 
     date_from: str | None = None
     date_to: str | None = None
@@ -45,15 +45,6 @@ class Filters:
 
     def active(self) -> bool:
         return bool(self.date_from or self.date_to or self.org)
-
-    def allows(self, meta: dict) -> bool:
-        if self.org and self.org.casefold() not in meta.get("org", "").casefold():
-            return False
-        if self.date_from or self.date_to:
-            d = meta.get("date")
-            if not d or (self.date_from and d < self.date_from) or (self.date_to and d > self.date_to):
-                return False
-        return True
 
 
 @dataclass
@@ -175,7 +166,9 @@ class Retriever:
         conds = []
         lo, hi = _date_bound(filters.date_from, False), _date_bound(filters.date_to, True)
         if lo is not None or hi is not None:
-            conds += [{"date_ord": {"$gte": lo or 1}}, {"date_ord": {"$lte": hi or 99999999}}]
+            # from the range's first year: a year-only paper (20230000) may meet a range starting
+            # 2023-06-01; the chunk mask applied to every result keeps exactly what the range meets
+            conds += [{"date_ord": {"$gte": (lo or 1) // 10000 * 10000 or 1}}, {"date_ord": {"$lte": hi or 99999999}}]
         if filters.org:
             orgs = [o for o in self.lex.orgs if filters.org.casefold() in o.casefold()]
             if not orgs:
