@@ -271,7 +271,10 @@ def cmd_status(args) -> int:
         print(f"no index in {st.where}; build it with `python -m rag index`")
     else:
         print(f"{st.papers} papers, {st.chunks} chunks in {st.collection} at {st.where}, built {st.built_at}, "
-              f"fingerprint {st.fingerprint}{' (STALE: settings changed, re-index)' if st.stale else ''}")
+              f"fingerprint {st.fingerprint}")
+        if st.stale:
+            print(f"STALE: built with other settings ({st.changed or 'fingerprint now ' + st.current_fingerprint}); "
+                  "set them back to use it, or re-index with `python -m rag index`")
     if st.problem:  # searches fail until an index run repairs it: a script checking status must see that
         raise IndexStaleError(f"{st.problem}; repair it with `python -m rag index`")
     return 0

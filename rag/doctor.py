@@ -144,7 +144,8 @@ def _index(settings: Settings) -> str:
         raise Problem(FAIL, f"the index in {st.where} is empty; rebuild it: `python -m rag index --rebuild`")
     text = f"{st.papers} papers, {st.chunks} chunks, fingerprint {st.fingerprint}, built {st.built_at}, at {st.where}"
     if st.stale:
-        raise Problem(WARN, f"{text}; STALE (settings changed): run `python -m rag index`")
+        raise Problem(WARN, f"{text}; STALE ({st.changed or 'settings changed'}): set them back, or run "
+                            "`python -m rag index`")
     return text
 
 

@@ -59,7 +59,7 @@ def test_fingerprint_change_rebuilds(small_settings, embedder):
     first = build_index(small_settings, embed_model=embedder)
     changed = small_settings.with_overrides(chunk_tokens=120)
     report = build_index(changed, embed_model=embedder)
-    assert report.rebuilt and "fingerprint changed" in report.reason
+    assert report.rebuilt and "RAG_CHUNK_TOKENS: built with 180, now 120" in report.reason
     assert report.collection != first.collection and report.chunks_total > first.chunks_total
     # the old collection is gone; searching with the old settings asks for a re-index
     names = [getattr(c, "name", c) for c in store.client(small_settings).list_collections()]

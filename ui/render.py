@@ -258,7 +258,8 @@ def status_html(status) -> str:
             ("Fingerprint", status.fingerprint), ("Collection", status.collection), ("Location", status.where)]
     cells = "".join(f"<dt>{name}</dt><dd>{esc(value)}</dd>" for name, value in rows)
     stale = ('<div class="rag-status-stale">⚠ Built with other settings than the current ones '
-             f'(now {esc(status.current_fingerprint)}): press Re-index.</div>') if status.stale else ""
+             f'({esc(status.changed or "fingerprint now " + status.current_fingerprint)}): press Re-index, or set '
+             'them back.</div>') if status.stale else ""
     return f'<div class="rag-status"><dl>{cells}</dl>{stale}</div>'
 
 

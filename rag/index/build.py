@@ -62,10 +62,30 @@ class IndexReport:
         return asdict(self)
 
 
-def fingerprint(settings: Settings) -> str:
-    spec = {"embedder": embedder_name(settings), "chunk_tokens": settings.chunk_tokens,
+def fingerprint_spec(settings: Settings) -> dict:
+    """What an index is built with; a change to any of it needs a rebuild."""
+    return {"embedder": embedder_name(settings), "chunk_tokens": settings.chunk_tokens,
             "overlap": settings.chunk_overlap_sentences, "chunker": CHUNKER_VERSION, "hnsw": store.HNSW}
-    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint(settings: Settings) -> str:
+    return hashlib.sha1(json.dumps(fingerprint_spec(settings), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# the setting behind each part of the fingerprint; the others change only with this code's version
+_SETTING_OF = {"embedder": "RAG_EMBED_BACKEND / RAG_OLLAMA_EMBED_MODEL", "chunk_tokens": "RAG_CHUNK_TOKENS",
+               "overlap": "RAG_CHUNK_OVERLAP_SENTENCES"}
+
+
+def changed_settings(settings: Settings) -> str:
+    """How the settings differ from those the live index was built with, setting by setting
+    ("RAG_CHUNK_TOKENS: built with 180, now 120"); "" when the index does not record them."""
+    built = (manifest.read_live(settings) or {}).get("built_with")
+    if not isinstance(built, dict):
+        return ""
+    now = fingerprint_spec(settings)
+    return "; ".join(f"{_SETTING_OF.get(k, f'this version of the code ({k})')}: built with {built.get(k)!r}, "
+                     f"now {v!r}" for k, v in now.items() if built.get(k) != v)
 
 
 _MONTH = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
@@ -343,14 +363,15 @@ def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> I
         report.papers = report.unchanged = len(old.papers)  # nothing changed: no parsing, no Chroma reads
         report.chunks_total, report.collection = old.n_chunks, act.name
         _cleanup(cl, settings, act.name, {act.generation})
-        manifest.write_live(settings, act.name, act.generation, act.fingerprint)  # the next no-op is local
+        # the next no-op is local
+        manifest.write_live(settings, act.name, act.generation, act.fingerprint, fingerprint_spec(settings))
         return report
     papers = load_all(settings)
     report.papers = len(papers)
     if rebuild or act is None or act.fingerprint != fp or old is None:
         report.rebuilt = True
         report.reason = report.reason or ("--rebuild" if rebuild else "no index yet" if act is None
-                                          else f"fingerprint changed ({act.fingerprint} -> {fp})")
+                                          else f"settings changed ({changed_settings(settings) or f'fingerprint {act.fingerprint} -> {fp}'})")
         _rebuild(cl, settings, fp, papers, files, embed_model, progress, report)
     else:
         _update(cl, act, old, papers, files, settings, embed_model, progress, report)
@@ -358,5 +379,5 @@ def _build_locked(settings: Settings, rebuild: bool, embed_model, progress) -> I
     act = store.active(cl, settings)
     live = _live_manifest(settings, act)
     report.chunks_total = live.n_chunks if live else 0
-    manifest.write_live(settings, act.name, act.generation, act.fingerprint)  # done: the next no-op is local
+    manifest.write_live(settings, act.name, act.generation, act.fingerprint, fingerprint_spec(settings))  # done
     return report

@@ -153,9 +153,10 @@ def read_live(settings: Settings) -> dict | None:
         return None
 
 
-def write_live(settings: Settings, collection: str, generation: str, fingerprint: str) -> None:
+def write_live(settings: Settings, collection: str, generation: str, fingerprint: str, built_with: dict) -> None:
+    """`built_with` (the fingerprint's parts) lets a stale-index error name the setting that changed."""
     write_atomic(live_path(settings), json.dumps({"collection": collection, "generation": generation,
-                                                  "fingerprint": fingerprint}))
+                                                  "fingerprint": fingerprint, "built_with": built_with}))
 
 
 def prune(settings: Settings, keep_collection: str, keep_generations: set[str]) -> None:

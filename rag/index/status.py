@@ -25,6 +25,7 @@ class IndexStatus:
     collection: str = ""
     built_at: str = ""
     problem: str = ""  # damaged or missing files: searches fail (or would be wrong) until an index run
+    changed: str = ""  # stale: which settings differ from those it was built with (`build.changed_settings`)
 
     @property
     def stale(self) -> bool:
@@ -35,7 +36,7 @@ class IndexStatus:
 
 
 def index_status(settings: Settings | None = None) -> IndexStatus:
-    from rag.index.build import fingerprint
+    from rag.index.build import changed_settings, fingerprint
 
     settings = settings or get_settings()
     where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else str(settings.data_dir)
@@ -44,8 +45,10 @@ def index_status(settings: Settings | None = None) -> IndexStatus:
         return IndexStatus(False, where, current_fingerprint=fingerprint(settings))
     papers, chunks = _counts(settings, act)
     built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(act.built_at)) if act.built_at else ""
-    return IndexStatus(True, where, papers, chunks, act.fingerprint, fingerprint(settings), act.name, built,
-                       problem(settings, act.name, act.generation) or "")
+    st = IndexStatus(True, where, papers, chunks, act.fingerprint, fingerprint(settings), act.name, built,
+                     problem(settings, act.name, act.generation) or "")
+    st.changed = changed_settings(settings) if st.stale else ""
+    return st
 
 
 def problem(settings: Settings, collection: str, generation: str) -> str | None:

@@ -121,13 +121,14 @@ class Retriever:
 
     def __init__(self, settings: Settings):
         from rag.index import manifest
-        from rag.index.build import fingerprint  # cheap: indexing imports llama_index lazily
+        from rag.index.build import changed_settings, fingerprint  # cheap: indexing imports llama_index lazily
 
         self.settings = settings
         self.name, self.generation, built_with = live_pointer(settings)
         if built_with != fingerprint(settings):
-            raise store.IndexStaleError(f"the index was built with other settings (fingerprint {built_with}, "
-                                        f"now {fingerprint(settings)}); rebuild it with `python -m rag index`")
+            what = changed_settings(settings) or f"fingerprint {built_with}, now {fingerprint(settings)}"
+            raise store.IndexStaleError(f"the index was built with other settings ({what}); set them back to "
+                                        "use it, or rebuild it for the new ones with `python -m rag index`")
         folder = manifest.generation_dir(settings, self.name, self.generation)
         if not (folder / "params.index.json").exists():
             raise store.IndexStaleError(f"the BM25 files of {self.name} are not in {folder.parent}; "

@@ -171,5 +171,6 @@ def test_read_command_after_settings_change_does_not_rebuild(small_settings, com
     assert run.returncode == 3
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "python -m rag index" in lines[0] and "other settings" in lines[0], run.stderr
+    assert "RAG_CHUNK_TOKENS" in lines[0] and "RAG_EMBED_BACKEND" not in lines[0]  # the one that changed
     after = index_status(small_settings)
     assert (after.collection, after.fingerprint) == (first.collection, first.fingerprint)
