@@ -265,8 +265,8 @@ def test_a_different_file_of_the_same_name_replaces_the_copy_and_keeps_the_earli
 
 def test_remove_by_arxiv_id_doi_or_paper_id_and_a_seed_paper_cannot_be_removed(small_settings):
     add_files([LIB / "refs.bib", LIB / "papers.jsonl"], small_settings)
-    with pytest.raises(InputError, match="seed paper.*only papers you added"):
-        remove_paper(paper_id_for(SCIBENCH), small_settings)
+    with pytest.raises(InputError, match="seed paper.*only papers you added.*library/refs.bib lists it too"):
+        remove_paper(paper_id_for(SCIBENCH), small_settings)  # and the user's copy is named
     with pytest.raises(InputError, match="no paper has"):
         remove_paper("2999.99999", small_settings)
     assert remove_paper("arXiv:2403.01117", small_settings).title == GLACIER

@@ -233,8 +233,11 @@ def _remove_locked(ident: str, settings) -> RemoveResult:
     paper = find_paper(library.load_all(settings), ident)
     if paper.in_seeds:
         seeds = ", ".join(s for s in paper.sources if not s.startswith(library.LIBRARY_PREFIX))
+        added = [s for s in paper.sources if s.startswith(library.LIBRARY_PREFIX)]
+        also = (f"; your {', '.join(added)} lists it too, and removing it from there changes nothing while "
+                "the seed page lists it" if added else "")
         raise InputError(f"{paper.title!r} ({paper.paper_id}) is a seed paper (listed in {seeds}); only papers "
-                         "you added can be removed — seed papers come from RAG_SEED_DIR")
+                         f"you added can be removed — seed papers come from RAG_SEED_DIR{also}")
     removed = library.removed_papers(settings) + [{"paper_id": paper.paper_id, "title": paper.title,
                                               "title_key": title_key(paper.title), "arxiv_id": paper.arxiv_id,
                                               "doi": paper.doi}]
