@@ -17,7 +17,7 @@ import pytest
 
 from rag.answer.pipeline import MAX_QUESTION_CHARS, Answer, Citation, Sentence, ask
 from rag.corpus.listing import load_corpus
-from rag.errors import BackendUnavailable, IndexMissingError, InputError
+from rag.errors import BackendUnavailable, IndexMissingError, InputError, StoreError
 from rag.query.retrieval import Filters
 from rag.index.status import index_status
 from ui import render
@@ -292,6 +292,8 @@ def test_error_html_names_kind_and_fix():
     assert "<code>ollama serve</code>" in html and "&lt;now&gt;" in html and "Backend" in html
     assert "Re-index" in render.error_html(IndexMissingError("no index; run `python -m rag index`"))
     assert "ValueError: bad &lt;x&gt;" in render.error_html(ValueError("bad <x>"))
+    from rag.index.lock import IndexBusyError  # a wait, not a failure: not titled like a broken store
+    assert render._error_title(IndexBusyError("another index run")) != render._error_title(StoreError("broken"))
 
 
 # --- index status, re-index, start-up ----------------------------------------------------------

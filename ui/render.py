@@ -19,6 +19,9 @@ import re
 
 from rag.errors import (BackendError, IndexMissingError, InputError, SettingsError, StoreCorrupted, StoreError)
 from rag.answer.prompts import ABSTAIN_TEXT
+from rag.corpus.library import LibraryBusyError
+from rag.index.lock import IndexBusyError
+from rag.index.store import IndexStaleError
 
 
 def esc(text: object) -> str:
@@ -314,7 +317,8 @@ _PAGE_HINTS = {
 
 def _error_title(err: BaseException) -> str:
     for kind, title in ((InputError, "Check your input"), (BackendError, "The answering backend is unavailable"),
-                        (IndexMissingError, "No usable index"), (StoreError, "The vector store failed"),
+                        (IndexMissingError, "No usable index"), ((IndexBusyError, LibraryBusyError), "Busy: try again"),
+                        (IndexStaleError, "The index needs an index run"), (StoreError, "The vector store failed"),
                         (SettingsError, "A setting is invalid")):
         if isinstance(err, kind):
             return title
