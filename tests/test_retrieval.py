@@ -101,3 +101,14 @@ def test_date_bounds_cover_the_whole_period(value, bound, day):
     from rag.query.dates import date_bound
 
     assert date_bound(value, bound) == day
+
+
+def test_an_rrf_tie_goes_to_the_paper_bm25_ranks_higher():
+    """A word only one paper holds: BM25 ranks it 1st, dense ranks another 1st, neither list has the
+    other's paper, so both score 1/61; -k 1 must not return the paper that merely sits first in storage."""
+    from rag.query.retrieval import _fuse
+
+    fused = _fuse({"bm25": [(7, 70, 12.0)], "dense": [(3, 30, 0.41)]}, 60)
+    assert [f["prow"] for f in fused] == [7, 3] and fused[0]["score"] == fused[1]["score"]
+    mirrored = _fuse({"bm25": [(5, 50, 9.0), (2, 20, 8.0)], "dense": [(2, 21, 0.6), (5, 51, 0.5)]}, 60)
+    assert [f["prow"] for f in mirrored] == [5, 2]
