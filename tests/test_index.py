@@ -55,6 +55,18 @@ def test_changed_paper_is_replaced_and_removed_file_deleted(small_settings, smal
     assert index_status(small_settings).papers == 8
 
 
+def test_an_index_under_a_longer_prefix_survives_the_shorter_ones_runs(small_settings, embedder):
+    """RAG_COLLECTION=papers_v2 beside the default `papers` in one store: each run cleans up only
+    its own collections and BM25 folders (papers_v2_… starts with papers_)."""
+    v2 = small_settings.with_overrides(collection="papers_v2")
+    build_index(v2, embed_model=embedder)
+    build_index(small_settings, embed_model=embedder)
+    build_index(small_settings, embed_model=embedder, rebuild=True)  # the clean-up of old collections runs
+    build_index(v2.with_overrides(chunk_tokens=120), embed_model=embedder)  # and v2's own, after a change
+    for s in (small_settings, v2.with_overrides(chunk_tokens=120)):
+        assert index_status(s).papers == 13 and search("grading exams", k=1, settings=s)
+
+
 def test_fingerprint_change_rebuilds(small_settings, embedder):
     first = build_index(small_settings, embed_model=embedder)
     changed = small_settings.with_overrides(chunk_tokens=120)

@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rag.index import store
 from rag.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -166,7 +167,8 @@ def prune(settings: Settings, keep_collection: str, keep_generations: set[str]) 
         if not col.is_dir():
             continue
         if col.name != keep_collection:
-            shutil.rmtree(col, ignore_errors=True)
+            if store.owned_by(settings, col.name):  # another prefix's folders are not ours to delete
+                shutil.rmtree(col, ignore_errors=True)
             continue
         for gen in col.iterdir():
             if gen.is_dir() and gen.name not in keep_generations:

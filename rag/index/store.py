@@ -201,11 +201,17 @@ def activate(cl, settings: Settings, name: str, generation: str) -> None:
 def drop_others(cl, settings: Settings, keep: str) -> None:
     """Delete every index collection but `keep`: old ones, and leftovers of killed rebuilds.
     Only ever called under the index lock, so it cannot delete another run's work in progress."""
-    registry = f"{settings.collection}__registry"
     for other in cl.list_collections():
         other_name = getattr(other, "name", other)
-        if other_name.startswith(f"{settings.collection}_") and other_name not in (keep, registry):
+        if owned_by(settings, other_name) and other_name != keep:
             cl.delete_collection(other_name)
+
+
+def owned_by(settings: Settings, name: str) -> bool:
+    """Is `name` one of this prefix's index collections (`<prefix>_<fingerprint>_<ns>`, see
+    `create_collection`)? Another prefix may start with this one plus "_" (papers, papers_v2), and
+    its collections must survive this one's clean-up."""
+    return re.fullmatch(rf"{re.escape(settings.collection)}_[0-9a-f]{{8}}_\d+", name) is not None
 
 
 def remove_orphans(settings: Settings) -> None:
