@@ -304,6 +304,19 @@ def test_remove_by_arxiv_id_doi_or_paper_id_and_a_seed_paper_cannot_be_removed(s
     assert f.restored == [GLACIER] and GLACIER in {p.title for p in library.load_all(small_settings)}
 
 
+def test_removing_one_of_two_same_titled_papers_keeps_the_other_and_its_file(small_settings, tmp_path):
+    twins = tmp_path / "twins.bib"
+    twins.write_text("".join(f"@article{{t{n},\n  title = {{Attention Is Not Enough}},\n  year = {{2024}},\n"
+                             f"  doi = {{10.{n}111/twin}},\n  abstract = {{Twin number {n} studies attention in "
+                             f"setting {n}, with results on three benchmarks.}},\n}}\n" for n in (1, 2)))
+    add_files([twins], small_settings)
+    assert remove_paper("10.1111/twin", small_settings).deleted == []  # the file still holds the other
+    left = [p for p in library.load_all(small_settings) if p.title == "Attention Is Not Enough"]
+    assert [p.doi for p in left] == ["10.2111/twin"]
+    add_files([LIB / "refs.bib"], small_settings)  # an unrelated file: restores nothing
+    assert [p.doi for p in library.load_all(small_settings) if p.title == "Attention Is Not Enough"] == ["10.2111/twin"]
+
+
 def test_papers_source_filter(small_settings):
     add_files([LIB / "papers.csv"], small_settings)
     papers = library.load_all(small_settings)

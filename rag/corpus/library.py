@@ -87,8 +87,18 @@ def removed_papers(settings) -> list[dict]:
 
 
 def is_removed(p: Paper, removed: list[dict]) -> bool:
-    return any((p.arxiv_id and p.arxiv_id == r.get("arxiv_id")) or (p.doi and p.doi == r.get("doi"))
-               or title_key(p.title) == r.get("title_key") for r in removed)
+    return any(_same_paper(p, r) for r in removed)
+
+
+def _same_paper(p: Paper, r: dict) -> bool:
+    """The identity `merge` uses: the same arXiv id or DOI; two papers identified differently are
+    two papers, whatever their titles ("Attention Is Not Enough" twins); else the same title."""
+    ids = ((p.arxiv_id, r.get("arxiv_id")), (p.doi, r.get("doi")))
+    if any(a and a == b for a, b in ids):
+        return True
+    if any(a and b for a, b in ids):
+        return False
+    return title_key(p.title) == r.get("title_key")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
