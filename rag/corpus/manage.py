@@ -7,6 +7,7 @@ per-paper content hashes make that incremental.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -138,10 +139,14 @@ def _restore(files: list[_Checked], settings) -> None:
 
 def _keep_previous(c: _Checked, lib: Path) -> None:
     """A different file of the same name replaces the library's copy (an edited export is the
-    usual case), but the earlier copy may be the only one left: keep it in library/.previous/
-    (hidden, so not read) and name the papers the new file no longer lists."""
+    usual case), but the earlier copy may be the only one left: keep it in
+    library/.previous/<when>/ (hidden, so not read) and name the papers the new file no longer lists."""
     old = lib / c.name
-    keep = lib / PREVIOUS / c.name
+    keep = lib / PREVIOUS / time.strftime("%Y%m%d-%H%M%S") / c.name  # every earlier copy, newest last
+    for n in range(2, 1000):  # two replacements within a second
+        if not keep.exists():
+            break
+        keep = keep.parent.with_name(f"{keep.parent.name.split('.')[0]}.{n}") / c.name
     library.write_atomic(keep, old.read_bytes())
     c.result.previous = str(keep)
     try:
