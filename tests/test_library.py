@@ -388,6 +388,27 @@ def test_a_year_or_month_from_a_bibtex_entry_meets_a_date_filter_over_that_year_
     assert found("2024-04-01", None) == set() and found(None, "2022-12-31") == set()
 
 
+def test_a_running_process_finds_papers_another_process_added_and_indexed(small_settings):
+    """The page is one long-lived process; `rag add` in a terminal indexes beside it. Its dense
+    search must see the new chunks too, not the graph it loaded before (`store.reopen`)."""
+    import os
+    import subprocess
+    import sys
+
+    import rag
+    from rag.index.build import build_index
+
+    build_index(small_settings)
+    query = "tidal gauge records and sea level"
+    assert "TideLM" not in rag.search(query, k=1, settings=small_settings, mode="dense")[0].title  # graph loaded
+    env = {**os.environ, "RAG_DATA_DIR": str(small_settings.data_dir), "RAG_SEED_DIR": str(small_settings.seed_dir),
+           "RAG_LIBRARY_DIR": str(small_settings.library_dir)}
+    run = subprocess.run([sys.executable, "-m", "rag", "add", str(LIB / "refs.bib")], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert rag.search(query, k=1, settings=small_settings, mode="dense")[0].title.startswith("TideLM")
+
+
 def test_adding_again_indexes_a_file_whose_index_step_was_refused(small_settings, monkeypatch, capsys):
     """`add` copies, then another index run holds the lock and the index step is refused (exit 3);
     the advice is "run this again", so the second `add` of the same file must index it."""

@@ -47,6 +47,20 @@ def client(settings: Settings):
         return _clients[key]
 
 
+def reopen(settings: Settings) -> None:
+    """Make the next `client` a new embedded Chroma. A process keeps the HNSW graph it loaded and
+    never reads the records another process (`rag add` or `index` beside a running page) wrote
+    after that; a new chromadb System loads the graph and replays them. The old System is left to
+    whoever still holds it (a search in flight), not stopped under them."""
+    if settings.chroma_host:
+        return  # the server's graph is the shared one
+    from rag.index.store_health import forget_system
+
+    with _clients_lock:
+        _clients.pop((str(settings.data_dir.resolve()), settings.chroma_host, settings.chroma_port), None)
+        forget_system(settings.data_dir / "chroma", stop=False)
+
+
 def _connect(settings: Settings):
     """Open Chroma; any failure becomes one StoreError naming the fix (rag.index.store_health)."""
     import chromadb

@@ -207,15 +207,16 @@ def quiet_panics():
                 os.write(2, output)
 
 
-def forget_system(path: Path) -> None:
+def forget_system(path: Path, stop: bool = True) -> None:
     """chromadb caches one System per path and keeps it even when starting it failed; the next
-    client at that path would get the broken one ('no attribute bindings'). Drop it."""
+    client at that path would get the broken one ('no attribute bindings'). Drop it (and stop it,
+    unless a working one is still in use: `store.reopen`)."""
     try:
         from chromadb.api.shared_system_client import SharedSystemClient
 
         system = SharedSystemClient._identifier_to_system.pop(str(path), None)
         SharedSystemClient._identifier_to_refcount.pop(str(path), None)
-        if system is not None:
+        if system is not None and stop:
             system.stop()
     except Exception:  # noqa: BLE001 - best effort: a half-started system may fail to stop
         pass

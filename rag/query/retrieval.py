@@ -294,6 +294,8 @@ def get_retriever(settings: Settings | None = None) -> Retriever:
         cached = _cache.get(key)
         if cached is not None and live_pointer(settings)[:2] == (cached.name, cached.generation):
             return cached
+        if cached is not None:  # another index state: maybe written by another process
+            store.reopen(settings)
         _cache[key] = Retriever(settings)
         return _cache[key]
 
