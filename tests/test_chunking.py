@@ -53,6 +53,31 @@ def test_a_sentence_longer_than_a_window_is_cut_not_dropped():
     assert " ".join(c.text for c in chunks).split() == long_sentence.split()
 
 
+def test_a_window_of_few_tokens_but_many_word_pieces_is_halved_until_it_fits():
+    """A dozen URLs: few cl100k tokens, over MiniLM's 256 word pieces. It must index, not stop
+    the index run; every word stays in some chunk, and every chunk fits MiniLM."""
+    from rag.index.embedding import fits_window
+
+    urls = " ".join(f"https://github.com/org{i}/repo_{i}-x/blob/v{i}.{i}/src/mod_{i}.py#L{i}0-L{i}9" for i in range(12))
+    p = Paper("u", "Twelve Tools", f"We release {urls} as open source. The tools parse logs.")
+    engine = get_minilm()
+    assert max(engine.word_pieces(c.embed_text(p.title)) for c in chunk_paper(p, 200, 1)) > MAX_WORD_PIECES
+    chunks = chunk_paper(p, 200, 1, fits_window)
+    assert all(engine.word_pieces(c.embed_text(p.title)) <= MAX_WORD_PIECES for c in chunks)
+    assert " ".join(c.text for c in chunks).split() == p.abstract.split()
+
+
+def test_a_title_longer_than_a_chunk_is_cut_in_the_chunks_only():
+    from rag.index.chunking import TITLE_TOKENS
+
+    title = "大規模言語モデルの推論能力に関する包括的な研究と評価" * 12  # hundreds of tokens
+    p = Paper("t", title, "We study reasoning in large language models. " * 6)
+    chunks = chunk_paper(p, 180, 1)  # no error asking for RAG_CHUNK_TOKENS above its bound
+    first_line = chunks[0].embed_text(p.title).split("\n")[0]
+    assert count_tokens(first_line) <= TITLE_TOKENS and p.title.startswith(first_line[:-1])
+    assert chunks[0].embed_text("Short Title").startswith("Short Title\n")  # ordinary titles whole
+
+
 def test_chunk_ids_are_deterministic(corpus):
     p = corpus[0]
     assert [c.chunk_id for c in chunk_paper(p, 180, 1)] == [c.chunk_id for c in chunk_paper(p, 180, 1)]

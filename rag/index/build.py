@@ -33,7 +33,7 @@ from rag.corpus import load_all
 from rag.corpus.listing import Paper
 from rag.index import bm25, manifest, status, store, store_health
 from rag.index.chunking import Chunk, chunk_paper
-from rag.index.embedding import embedder_name
+from rag.index.embedding import embedder_name, fits_window
 from rag.index.lock import index_lock
 from rag.settings import Settings, get_settings
 
@@ -131,7 +131,7 @@ def chunk_id(paper: Paper, chunk: Chunk) -> str:
 def _chunks(papers: list[Paper], settings: Settings) -> list[tuple[Paper, Chunk, int]]:
     out = []
     for p in papers:
-        chunks = chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap_sentences)
+        chunks = chunk_paper(p, settings.chunk_tokens, settings.chunk_overlap_sentences, fits_window)
         out += [(p, c, len(chunks)) for c in chunks]
     return out
 

@@ -6,8 +6,9 @@ folder without importing llama_index.core, whose import costs seconds.
 
 Chunks are windows of whole sentences, each at most `chunk_tokens` tokens including the
 title line, overlapping by a sentence or two. A sentence longer than a window is cut at word
-boundaries, so no text is ever dropped. MiniLM reads at most 256 word pieces; the embedder
-checks that bound again with its own tokenizer and refuses, rather than truncating.
+boundaries, so no text is ever dropped. MiniLM reads at most 256 word pieces: a window over
+that (URLs, formulas) is halved until it fits, and the embedder checks the bound again and
+refuses rather than truncating. A title over 64 tokens is cut in the chunks' title line only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from rag.corpus.listing import Paper
 from rag.errors import SettingsError
@@ -63,7 +65,21 @@ class Chunk:
     text: str  # the abstract's sentences in this window
 
     def embed_text(self, title: str) -> str:
-        return f"{title}\n{self.text}"
+        return f"{chunk_title(title)}\n{self.text}"
+
+
+TITLE_TOKENS = 64  # a chunk's title line at most: real titles are far shorter (the seeds' longest: 41)
+
+
+def chunk_title(title: str) -> str:
+    """The title as each chunk carries it: whole, unless it alone would fill a chunk (a 290-
+    character CJK title is 657 tokens), then cut at TITLE_TOKENS with "…"; the paper keeps it whole."""
+    if count_tokens(title) <= TITLE_TOKENS:
+        return title
+    n = len(title)
+    while count_tokens(title[:n]) > TITLE_TOKENS - 1:  # by characters: a cut token list may split one
+        n = n * 9 // 10
+    return title[:n].rstrip() + "…"
 
 
 def _split_long(sentence: str, budget: int) -> list[str]:
@@ -94,8 +110,12 @@ def _windows(sentences: list[str], budget: int, overlap: int) -> list[list[str]]
     return windows
 
 
-def chunk_paper(paper: Paper, chunk_tokens: int, overlap_sentences: int) -> list[Chunk]:
-    title_tokens = count_tokens(paper.title)
+def chunk_paper(paper: Paper, chunk_tokens: int, overlap_sentences: int,
+                fits: Callable[[list[str]], list[bool]] | None = None) -> list[Chunk]:
+    """`fits(embed texts)`: does the embedder take each whole? A window of few tokens can still
+    exceed MiniLM's 256 word pieces (an abstract listing a dozen URLs: 277); such a window is
+    halved until its parts fit, so one odd paper never stops an index run."""
+    title_tokens = count_tokens(chunk_title(paper.title))
     budget = chunk_tokens - title_tokens - 1
     if budget < 20:
         raise SettingsError(f"RAG_CHUNK_TOKENS={chunk_tokens} leaves no room for text after the {title_tokens}-token "
@@ -103,5 +123,22 @@ def chunk_paper(paper: Paper, chunk_tokens: int, overlap_sentences: int) -> list
     sentences = []
     for s in split_sentences(paper.abstract):
         sentences.extend(_split_long(s, budget) if count_tokens(s) > budget else [s])
-    return [Chunk(f"{paper.paper_id}:{i}", paper.paper_id, i, " ".join(w))
-            for i, w in enumerate(_windows(sentences, budget, overlap_sentences))]
+    windows = _windows(sentences, budget, overlap_sentences)
+    if fits is not None:
+        title = chunk_title(paper.title)
+        one = lambda text: fits([f"{title}\n{text}"])[0]  # noqa: E731
+        ok = fits([f"{title}\n{' '.join(w)}" for w in windows])  # one batch: ~0.3 ms a window
+        windows = [part for w, good in zip(windows, ok) for part in ([w] if good else _fitted(w, one))]
+    return [Chunk(f"{paper.paper_id}:{i}", paper.paper_id, i, " ".join(w)) for i, w in enumerate(windows)]
+
+
+def _fitted(window: list[str], fits: Callable[[str], bool]) -> list[list[str]]:
+    """The window, or its halves (by sentences, else by words), each fitted again."""
+    if fits(" ".join(window)):
+        return [window]
+    words = window if len(window) > 1 else window[0].split()
+    if len(words) < 2:
+        return [window]  # one unbreakable word: the embedder names it
+    half = len(words) // 2
+    parts = (words[:half], words[half:]) if len(window) > 1 else ([" ".join(words[:half])], [" ".join(words[half:])])
+    return [p for part in parts for p in _fitted(part, fits)]

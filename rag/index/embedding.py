@@ -114,6 +114,22 @@ class MiniLM:
 
 
 @lru_cache(maxsize=1)
+def _piece_counter():
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_files()[1]))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def fits_window(texts: list[str]) -> list[bool]:
+    """Does MiniLM read each text whole (at most MAX_WORD_PIECES word pieces)? Its tokenizer
+    alone, no model: the chunker asks this of every window (`chunking.chunk_paper`)."""
+    return [len(e.ids) <= MAX_WORD_PIECES for e in _piece_counter().encode_batch(texts)]
+
+
+@lru_cache(maxsize=1)
 def get_minilm() -> MiniLM:
     """One engine per process: loading costs ~0.5 s."""
     return MiniLM()
