@@ -26,6 +26,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from rag.index import store
 from rag.settings import Settings
@@ -81,10 +82,34 @@ class Manifest:
 
     @classmethod
     def load(cls, folder: Path) -> "Manifest | None":
+        """None when missing, unreadable, or of the wrong shape (edited by hand: `sizes` a list…)."""
         try:
-            return cls(**json.loads((folder / MANIFEST).read_text()))
-        except (OSError, ValueError, TypeError):
+            return _checked(cls, (folder / MANIFEST).read_text())
+        except OSError:
             return None
+
+
+class _Journal(TypedDict):
+    add: list[str]
+    delete: list[str]
+    to: str
+
+
+class _Live(TypedDict):
+    collection: str
+    generation: str
+    fingerprint: str
+
+
+def _checked(shape, text: str):
+    """`text` parsed as JSON of `shape` (pydantic, strict: no coercion), else None. The index's own
+    small files are read with it, so a damaged one counts as missing, never as a crash."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(shape).validate_json(text, strict=True)
+    except ValidationError:
+        return None
 
 
 def damage(folder: Path) -> str | None:
@@ -135,9 +160,11 @@ def write_journal(settings: Settings, collection: str, add: list[str], delete: l
 
 
 def read_journal(settings: Settings, collection: str) -> dict | None:
+    """The killed update's chunk ids; None also for a damaged journal (its orphans, if any, are
+    rows no generation lists: searches skip them)."""
     try:
-        return json.loads(journal_path(settings, collection).read_text())
-    except (OSError, ValueError):
+        return _checked(_Journal, journal_path(settings, collection).read_text())
+    except OSError:
         return None
 
 
@@ -149,9 +176,10 @@ def read_live(settings: Settings) -> dict | None:
     """The pointer as of the last completed switch, read without opening Chroma. It is removed
     before a switch and written after it, so a crash in between leaves none (never a wrong one)."""
     try:
-        return json.loads(live_path(settings).read_text())
-    except (OSError, ValueError):
+        text = live_path(settings).read_text()
+    except OSError:
         return None
+    return json.loads(text) if _checked(_Live, text) is not None else None  # built_with: any shape
 
 
 def write_live(settings: Settings, collection: str, generation: str, fingerprint: str, built_with: dict) -> None:

@@ -6,6 +6,7 @@ the repair it names works. Real index, real Chroma, real files (a real tmpfs for
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -48,6 +49,8 @@ DAMAGE = {
     "vectors truncated": lambda g: (g / "vectors.npy").write_bytes(b""),
     "vocabulary overwritten, other size": lambda g: (g / "vocab.index.json").write_text("garbage"),
     "vocabulary overwritten, same size": lambda g: _overwrite_same_size(g / "vocab.index.json"),
+    "manifest of the wrong shape": lambda g: (g / "manifest.json").write_text(
+        json.dumps({**json.loads((g / "manifest.json").read_text()), "sizes": [1, 2]})),
 }
 
 
@@ -66,6 +69,21 @@ def test_damaged_bm25_files_are_named_and_index_repairs_them(built, copy_of, how
     repaired = run(["index"], env)
     assert repaired.returncode == 0 and "unchanged" in repaired.stderr, repaired.stderr[-2000:]
     assert "chunks embedded" in repaired.stderr and " 0 chunks embedded" in repaired.stderr  # from Chroma, no embedding
+    _answers(env)
+    assert run(["status"], env).returncode == 0
+
+
+@pytest.mark.parametrize("name", ["live pointer", "journal"])
+def test_pointer_or_journal_of_the_wrong_shape_is_set_aside_not_a_crash(built, copy_of, name):
+    """Valid JSON of another shape (edited by hand): read as absent, so searches fall back to
+    Chroma's own pointer and an index run rewrites or ignores the file."""
+    env = cli_env(copy_of, built.seed_dir)
+    generation = _generation(copy_of)
+    path = generation.parent.parent / "papers.live.json" if name == "live pointer" else generation.parent / "journal.json"
+    path.write_text('["papers", "g1"]')  # truthy, of no known shape
+    _answers(env)
+    indexed = run(["index"], env)
+    assert indexed.returncode == 0 and " 0 chunks embedded" in indexed.stderr, indexed.stderr[-2000:]
     _answers(env)
     assert run(["status"], env).returncode == 0
 
