@@ -119,7 +119,10 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def save_removed(settings, removed: list[dict]) -> None:
-    write_atomic(library_dir(settings) / REMOVED, json.dumps(removed, indent=1, ensure_ascii=False).encode())
+    try:
+        write_atomic(library_dir(settings) / REMOVED, json.dumps(removed, indent=1, ensure_ascii=False).encode())
+    except OSError as e:
+        raise unwritable(library_dir(settings), e, REMOVED) from None
 
 
 @contextmanager

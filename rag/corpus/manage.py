@@ -258,7 +258,10 @@ def _delete_emptied(paper: Paper, settings, removed: list[dict]) -> list[str]:
             continue
         parsed = library.read_library_file(f)
         if all(library.is_removed(p, removed) for p in parsed.papers):
-            f.unlink()
+            try:
+                f.unlink()
+            except OSError as e:  # the removal is recorded already: the file's papers stay hidden
+                raise library.unwritable(f.parent, e, f.name) from None
             deleted.append(library.source_name(f.name))
     if deleted:
         remaining = [p for f in library.library_files(settings) for p in library.read_library_file(f).papers]

@@ -111,3 +111,16 @@ def raw_server(greeting: bytes | None):
         for conn in conns:
             conn.close()
         listener.close()
+
+
+def without_root_override() -> list[str]:
+    """Root ignores file permissions through CAP_DAC_OVERRIDE; drop it (and DAC_READ_SEARCH) so a
+    read-only folder is read-only for the CLI too. As another user nothing needs dropping."""
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
+              "--bounding-set=-dac_override,-dac_read_search"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    if shutil.which("setpriv") is None or probe.returncode != 0:
+        pytest.skip("running as root without setpriv: permissions cannot be enforced here")
+    return prefix

@@ -16,7 +16,7 @@ from rag.corpus.listing import load_corpus, parse_file
 from rag.errors import CorpusError
 
 from conftest import DATA, SEEDS
-from faultkit import assert_error, cli_env, run
+from faultkit import EXIT, assert_error, cli_env, copy_small_seeds, run, without_root_override
 
 SMALL = "000_b4c6e2471aaaaf82.txt"
 ABSTRACT = "We study a thing in careful detail and report what we find about it. " * 5
@@ -236,3 +236,21 @@ def test_remove_while_another_index_runs_says_to_run_index_later(seeds, tmp_path
         code, _, err = _cli(monkeypatch, capsys, seeds, "remove", "2403.01117")
     line = _one_error_line(err)
     assert code == 3 and "is out of the library" in line and "run `python -m rag index`" in line
+
+
+def test_remove_from_a_read_only_library_names_the_fix_and_changes_nothing(tmp_path):
+    from rag.corpus.paper import paper_id_for
+
+    lib, env = tmp_path / "library", cli_env(tmp_path / "data", copy_small_seeds(tmp_path / "seeds"))
+    env["RAG_LIBRARY_DIR"] = str(lib)
+    added = run(["add", str(DATA / "library" / "papers.jsonl"), "--no-index"], env)
+    assert added.returncode == 0, added.stderr
+    before = {f.name: f.read_bytes() for f in lib.iterdir()}
+    lib.chmod(0o555)
+    try:
+        heat = paper_id_for("Measuring Urban Heat Islands with Delivery-Bike Thermometers")
+        proc = run(["remove", heat, "--no-index"], env, prefix=without_root_override())
+        assert_error(proc, EXIT["input"], "cannot write", "RAG_LIBRARY_DIR")
+    finally:
+        lib.chmod(0o755)
+    assert {f.name: f.read_bytes() for f in lib.iterdir()} == before

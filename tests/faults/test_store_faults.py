@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from faultkit import (EXIT, QUESTION, ROOT, assert_error, built, cli_env, raw_server, run,  # noqa: F401
-                      still_answers)
+                      still_answers, without_root_override)
 
 
 def _truncate(db: Path) -> None:
@@ -152,19 +152,6 @@ def test_page_starts_on_a_corrupted_store_and_shows_the_error(built, copy_of):
 
 # --- a read-only store ------------------------------------------------------------------------------
 
-def _without_root_override() -> list[str]:
-    """Root ignores file permissions through CAP_DAC_OVERRIDE; drop it (and DAC_READ_SEARCH) so a
-    read-only folder is read-only for the CLI too. As another user nothing needs dropping."""
-    if os.geteuid() != 0:
-        return []
-    prefix = ["setpriv", "--inh-caps=-dac_override,-dac_read_search",
-              "--bounding-set=-dac_override,-dac_read_search"]
-    probe = subprocess.run([*prefix, "true"], capture_output=True)
-    if shutil.which("setpriv") is None or probe.returncode != 0:
-        pytest.skip("running as root without setpriv: permissions cannot be enforced here")
-    return prefix
-
-
 @pytest.fixture
 def read_only(copy_of):
     for path in [copy_of, *copy_of.rglob("*")]:
@@ -177,7 +164,7 @@ def read_only(copy_of):
 @pytest.mark.parametrize("args", [["search", QUESTION], ["index", "--rebuild"]], ids=lambda a: " ".join(a[:2]))
 def test_read_only_store_names_the_fix_and_moves_nothing(built, read_only, args):
     before = sorted(p.name for p in read_only.iterdir())
-    proc = run(args, cli_env(read_only, built.seed_dir), prefix=_without_root_override())
+    proc = run(args, cli_env(read_only, built.seed_dir), prefix=without_root_override())
     assert_error(proc, EXIT["store"], "is read-only", "chmod -R u+w", "RAG_DATA_DIR")
     assert sorted(p.name for p in read_only.iterdir()) == before
     still_answers(built)
@@ -186,7 +173,7 @@ def test_read_only_store_names_the_fix_and_moves_nothing(built, read_only, args)
 def test_read_only_empty_data_dir(built, tmp_path):
     empty = tmp_path / "ro"
     empty.mkdir(mode=0o555)
-    proc = run(["index"], cli_env(empty, built.seed_dir), prefix=_without_root_override())
+    proc = run(["index"], cli_env(empty, built.seed_dir), prefix=without_root_override())
     empty.chmod(0o755)
     assert_error(proc, EXIT["store"], "is read-only", "RAG_DATA_DIR")
     still_answers(built)
