@@ -150,6 +150,18 @@ def test_bad_jsonl_lines():
     assert "line 4" in bad[2] and "not an object" in bad[2]
 
 
+def test_jsonl_objects_or_lists_where_text_belongs_are_bad_entries_not_stored_as_reprs():
+    abstract = "An abstract long enough to pass the minimum length check of fifty characters."
+    lines = [{"title": {"en": "Nested", "fr": "Imbriqué"}, "abstract": abstract},
+             {"title": ["Array", "Title"], "abstract": abstract},
+             {"title": "Good Title", "abstract": {"text": abstract}},
+             {"title": "Fine Title", "abstract": abstract, "authors": ["A. One", "B. Two"], "year": 2024}]
+    parsed = formats.parse_bytes("\n".join(json.dumps(x) for x in lines).encode(), "jsonl", "library/n.jsonl", "n.jsonl")
+    assert [p.title for p in parsed.papers] == ["Fine Title"] and parsed.papers[0].authors == 2
+    assert [b.where for b in parsed.bad] == ["line 1", "line 2", "line 3"]
+    assert all("not text" in b.problem for b in parsed.bad)
+
+
 @pytest.mark.parametrize("name, words", [
     ("arxiv_truncated.atom", ["arxiv_truncated.atom:27", "not well-formed XML", "save the complete"]),
     ("latin1.csv", ["latin1.csv:2", "not UTF-8", "re-save the file as UTF-8"]),

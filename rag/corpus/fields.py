@@ -107,9 +107,17 @@ def _month(month) -> str | None:
     return str(_MONTHS.index(m) + 1) if m in _MONTHS else None
 
 
+# fields that hold one value; a JSON object or list there would be stored as its Python repr
+_SCALAR = ("title", "abstract", "date", "year", "month", "doi", "arxiv_id", "url", "venue", "org")
+
+
 def build_paper(fields: dict, kind: str, source: str) -> Paper:
     """A checked Paper from normalised-name fields: title, abstract (required), authors,
     date/year/month, doi, arxiv_id, url, venue, org, categories."""
+    for key in _SCALAR:
+        if isinstance(fields.get(key), (dict, list, tuple)):
+            kind_of = "an object" if isinstance(fields[key], dict) else "a list"
+            raise EntryProblem(f"the {key} is {kind_of}, not text", f'give it as a string: "{key}": "…"')
     title, abstract = clean(fields.get("title")), clean(fields.get("abstract"))
     if not title:
         raise EntryProblem("no title", "give every entry a title")
