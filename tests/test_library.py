@@ -197,6 +197,13 @@ def test_merge_by_arxiv_id_or_doi_even_when_titles_differ():
     assert merged.papers[1].doi == "10.1/x" and merged.papers[1].arxiv_id == "2401.00001"
 
 
+def test_a_title_with_invisible_characters_is_the_same_paper_not_a_new_one():
+    seed = _paper("AsyncFlow: An Asynchronous Streaming RL Framework", src="seed.txt")
+    copy = _paper("Asy\u200bncFlow: An Asynchronous Streaming RL Frame\ufeffwork", src="library/x.jsonl")
+    merged = merge_papers([seed, copy])
+    assert len(merged.papers) == 1 and merged.papers[0].sources == ("library/x.jsonl", "seed.txt")
+
+
 def test_same_title_with_different_arxiv_ids_stays_two_papers_with_two_ids():
     merged = merge_papers([_paper("Survey", arxiv_id="2401.00001"), _paper("Survey", arxiv_id="2402.00002")])
     assert len(merged.papers) == 2 and len({p.paper_id for p in merged.papers}) == 2

@@ -9,6 +9,7 @@ the listing pages leave them empty.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import asdict, dataclass, field
 
 LIBRARY_PREFIX = "library/"  # sources of papers from the user's library read "library/<file>"
@@ -77,7 +78,11 @@ class Paper:
 
 
 def title_key(title: str) -> str:
-    return " ".join(title.casefold().split())
+    """What makes two titles the same: case, spacing, Unicode compatibility forms (ﬁ, full-width
+    letters) and invisible format characters (a zero-width space in "Asy\u200bncFlow") aside, so
+    such a title cannot pose as a different paper beside the one it copies."""
+    text = "".join(c for c in unicodedata.normalize("NFKC", title) if unicodedata.category(c) != "Cf")
+    return " ".join(text.casefold().split())
 
 
 def paper_id_for(title: str) -> str:
