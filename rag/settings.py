@@ -192,6 +192,9 @@ class Settings(BaseSettings):
             parts.port  # raises on a non-numeric or out-of-range port
         except ValueError as e:
             raise ValueError(f"bad port ({e}); use http://host:port, e.g. http://127.0.0.1:11434") from None
+        if parts.username or parts.password:  # unsupported, and the URL is echoed in errors: refuse it
+            raise ValueError("holds a user name or password, which this client cannot send; give "
+                             "http://host:port and put the credentials in a proxy in front of Ollama")
         if parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", v):
             raise ValueError("not an http(s) URL; use http://host:port, e.g. http://127.0.0.1:11434")
         _host(parts.hostname)
@@ -245,6 +248,8 @@ def describe(e: ValidationError, prefix: str = "RAG_", keywords: set[str] | None
     value = err.get("input")
     if isinstance(value, float) and not math.isfinite(value):
         value = str(value)
+    if isinstance(value, str):  # a password in a URL is never echoed
+        value = re.sub(r"(://)[^/@\s]*@", r"\1…@", value)
     return f"setting {name}={value!r} is invalid: {msg}; fix or unset it"
 
 

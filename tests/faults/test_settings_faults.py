@@ -41,6 +41,13 @@ def test_bad_setting_is_one_line_exit_2(built, name, value, words):
     still_answers(built)
 
 
+def test_a_password_in_the_ollama_url_is_refused_and_never_echoed(built):
+    proc = run(["search", "reinforcement learning"],
+               cli_env(built.data_dir, built.seed_dir, RAG_OLLAMA_HOST="http://bob:s3cret@gpu-box:11434"))
+    assert_error(proc, EXIT["input"], "RAG_OLLAMA_HOST", "user name or password", "http://host:port")
+    assert "s3cret" not in proc.stderr + proc.stdout
+
+
 def test_settings_that_do_not_fit_together_name_both(built):
     proc = run(["ask", "reinforcement learning", "--backend", "extractive"],
                cli_env(built.data_dir, built.seed_dir, RAG_MAX_ANSWER_TOKENS="4000"))
