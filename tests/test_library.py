@@ -428,6 +428,22 @@ def test_a_running_process_finds_papers_another_process_added_and_indexed(small_
     assert rag.search(query, k=1, settings=small_settings, mode="dense")[0].title.startswith("TideLM")
 
 
+def test_a_library_file_whose_name_is_not_utf8_is_indexed_and_named_escaped(small_settings):
+    """Copied in by hand from an old system: 'caf\\xe9.csv' (Latin-1 bytes). It must not stop indexing."""
+    import os
+
+    import rag
+    from rag.index.build import build_index
+
+    lib = library.library_dir(small_settings)
+    lib.mkdir(parents=True)
+    shutil.copy(LIB / "papers.csv", lib / os.fsdecode(b"caf\xe9.csv"))
+    assert build_index(small_settings).papers == 15
+    (hit,) = rag.search("volunteer rain gauges flash flood nowcasts", k=1, settings=small_settings)
+    assert hit.meta["sources"] == "library/caf\\xe9.csv"
+    assert build_index(small_settings).chunks_embedded == 0  # and the next run is a no-op
+
+
 def test_adding_again_indexes_a_file_whose_index_step_was_refused(small_settings, monkeypatch, capsys):
     """`add` copies, then another index run holds the lock and the index step is refused (exit 3);
     the advice is "run this again", so the second `add` of the same file must index it."""

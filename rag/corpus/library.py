@@ -69,7 +69,10 @@ def library_files(settings) -> list[Path]:
 
 
 def source_name(name: str) -> str:
-    return LIBRARY_PREFIX + name
+    """How a library file is named as a source. A file name that is not UTF-8 (copied in from
+    an old system: 'caf\\xe9.csv') reaches Python with surrogates no text store accepts; it is
+    shown with the odd byte escaped, the same way every time."""
+    return LIBRARY_PREFIX + name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 # --- removed papers -------------------------------------------------------------------------------

@@ -61,7 +61,9 @@ def file_hashes(*folders: Path) -> dict[str, str]:
         for f in sorted(base.rglob("*")) if base.is_dir() else []:
             if f.is_file() and not any(part.startswith(".") for part in f.relative_to(base).parts):
                 with open(f, "rb") as fh:
-                    out[f"{i}/{f.relative_to(base)}"] = hashlib.file_digest(fh, "sha1").hexdigest()
+                    # a non-UTF-8 file name escaped, as `library.source_name` shows it: storable
+                    key = f"{i}/{f.relative_to(base)}".encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                    out[key] = hashlib.file_digest(fh, "sha1").hexdigest()
     return out
 
 
