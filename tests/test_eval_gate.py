@@ -57,6 +57,41 @@ def test_any_gold_file_in_the_schema_works(corpus_settings, tmp_path, monkeypatc
     assert out["aggregates"]["answers"]["extractive"]["overall"]["key_fact_recall"] == 1.0
 
 
+ASYNCFLOW = "AsyncFlow: An Asynchronous Streaming RL Framework for Efficient LLM Post-Training"
+
+
+def _eval(corpus_settings, tmp_path, monkeypatch, lines, *args) -> int:
+    gold = tmp_path / "mine.jsonl"
+    gold.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    monkeypatch.setenv("RAG_DATA_DIR", str(corpus_settings.data_dir))
+    monkeypatch.setenv("RAG_OLLAMA_HOST", "http://127.0.0.1:9")
+    monkeypatch.chdir(tmp_path)  # not the project: its baseline and thresholds are found anyway
+    from rag.cli import main
+    from rag.settings import get_settings
+
+    get_settings.cache_clear()
+    return main(["eval", "--gold", str(gold), "--out", str(tmp_path / "out"), *args])
+
+
+def test_a_gold_file_with_a_duplicate_id_or_a_title_typo_is_refused_before_the_run(
+        corpus_settings, tmp_path, monkeypatch, capsys):
+    item = {"id": "m1", "question": "Which framework streams RL post-training asynchronously?",
+            "type": "which_paper", "gold_titles": [ASYNCFLOW], "answer": "AsyncFlow", "key_facts": ["AsyncFlow"]}
+    typo = {**item, "id": "m2", "gold_titles": [ASYNCFLOW.replace("Streaming", "Steaming")]}
+    assert _eval(corpus_settings, tmp_path, monkeypatch, [item, item, typo], "--no-answers") == 2
+    err = capsys.readouterr().err
+    assert "m1: duplicate id" in err and "m2: gold title not in the corpus" in err and not (tmp_path / "out").exists()
+    assert _eval(corpus_settings, tmp_path, monkeypatch, [], "--no-answers") == 2  # an empty file too
+
+
+def test_an_eval_whose_backend_is_down_fails_instead_of_scoring_what_is_left(corpus_settings, tmp_path, monkeypatch,
+                                                                             capsys):
+    item = {"id": "m1", "question": "Which framework streams RL post-training asynchronously?",
+            "type": "which_paper", "gold_titles": [ASYNCFLOW], "answer": "AsyncFlow", "key_facts": ["AsyncFlow"]}
+    assert _eval(corpus_settings, tmp_path, monkeypatch, [item], "--backend", "ollama", "--gate") == 4
+    assert "1 answers failed" in capsys.readouterr().err and (tmp_path / "out" / "results.json").is_file()
+
+
 @pytest.mark.parametrize("where", ["file", "under_a_file"])
 def test_unusable_out_dir_fails_before_the_run(tmp_path, monkeypatch, capsys, where):
     a_file = tmp_path / "hostname"

@@ -86,7 +86,7 @@ def load_gold(path: Path | str) -> list[GoldItem]:
     if not path.is_file():
         raise InputError(f"gold file {path} does not exist; pass --gold FILE (JSON lines, schema in rag/eval/gold.py)")
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         try:

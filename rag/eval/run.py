@@ -19,15 +19,16 @@ from pathlib import Path
 
 from rag.eval import metrics as m
 from rag.answer.pipeline import ask, resolve_query
-from rag.errors import InputError, RagError
-from rag.eval.gold import GoldItem, load_gold, select_split
+from rag.errors import BackendError, InputError, RagError
+from rag.eval.gold import GoldItem, load_gold, select_split, validate
 from rag.query.retrieval import get_retriever
 from rag.settings import Settings
 
 MODES = ("bm25", "dense", "hybrid")
 ANSWER_BACKENDS = ("extractive", "llamacpp", "ollama")
-BASELINE = Path("evals/baseline.json")
-THRESHOLDS = Path("evals/thresholds.json")
+_EVALS = Path(__file__).resolve().parents[2] / "evals"  # the project's, from whatever folder eval runs in
+BASELINE = _EVALS / "baseline.json"
+THRESHOLDS = _EVALS / "thresholds.json"
 
 
 def _bar(items, desc: str):
@@ -190,8 +191,8 @@ def evaluate(items: list[GoldItem], settings: Settings, backends: list[str], ans
 def main(args, settings: Settings) -> int:
     from rag.eval.report import prepare_out, write_reports
 
-    prepare_out(Path(args.out))  # every input is checked before the (long) run starts
-    items = select_split(load_gold(args.gold), args.split)
+    items = _checked_gold(args.gold, args.split, settings)  # every input is checked before the (long) run
+    prepare_out(Path(args.out))
     backends = args.backend or ["extractive"]
     for backend in backends:
         backend_spec(backend)  # a typo fails here, not after an hour of answers
@@ -209,7 +210,26 @@ def main(args, settings: Settings) -> int:
     failures = gate(current, json.loads(THRESHOLDS.read_text())) if args.gate else []
     for f in failures:
         print(f"GATE FAILED: {f}", file=sys.stderr)
+    if errors := [(b, r["error"]) for b, recs in results["records"]["answers"].items() for r in recs if "error" in r]:
+        # the figures above leave failed answers out: a run where the backend was down must not pass
+        raise BackendError(f"{len(errors)} answers failed and are not in the figures; the first, by {errors[0][0]}: "
+                           f"{errors[0][1]}")
     return 1 if failures else 0
+
+
+def _checked_gold(path, split: str, settings: Settings) -> list[GoldItem]:
+    """The gold items of `split`, each checked against the corpus (titles, key facts, unique ids):
+    a typo would otherwise score 0 without a word."""
+    from rag.corpus import load_all
+
+    items = select_split(load_gold(path), split)
+    if not items:
+        raise InputError(f"{path} has no gold items{'' if split == 'all' else f' in the {split} split'}; "
+                         "add some (one JSON object a line) or choose --split all")
+    if problems := validate(items, load_all(settings)):
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise InputError(f"{path}: {'; '.join(problems[:3])}{more}; fix the gold file")
+    return items
 
 
 def _print_deltas(rows: list[dict], paths: list[Path]) -> None:
