@@ -15,7 +15,8 @@ Behaviour comes from constructor keywords, also plain attributes tests may chang
 requests: ``models``, ``reply`` (text, or a callable taking the request JSON),
 ``prompt_eval_count`` (None: chars/4 + 10, capped at ``options.num_ctx`` as Ollama truncates;
 an int: reported as is), ``fail_status``/``fail_message``, ``delay``, ``chunk_delay``,
-``context_length`` (/api/show's "llama.context_length"), ``version`` and ``embedding_dim`` (length of
+``finish`` (False: a streamed chat ends cleanly without its final ``done`` line, as a server
+stopped mid-answer does), ``context_length`` (/api/show's "llama.context_length"), ``version`` and ``embedding_dim`` (length of
 the ``/api/embed`` vectors: 64 by default, 384 to match Ollama's all-minilm).
 
     with FakeOllama(reply="Hi [1].") as fake:
@@ -83,13 +84,13 @@ class FakeOllama:
                  prompt_eval_count: int | None = None, fail_status: int | None = None,
                  fail_message: str = "llama runner process has terminated: exit status 2",
                  delay: float = 0.0, chunk_delay: float = 0.0, context_length: int = 8192,
-                 version: str = "0.12.0", embedding_dim: int = 64) -> None:
+                 version: str = "0.12.0", embedding_dim: int = 64, finish: bool = True) -> None:
         self.models = list(models) if models is not None else ["llama3.2:3b"]
         self.reply, self.prompt_eval_count = reply, prompt_eval_count
         self.fail_status, self.fail_message = fail_status, fail_message
         self.delay, self.chunk_delay = delay, chunk_delay
         self.context_length, self.version = context_length, version
-        self.embedding_dim = embedding_dim
+        self.embedding_dim, self.finish = embedding_dim, finish
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body or None)
         self._stop, self._lock = threading.Event(), threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -282,5 +283,6 @@ class _Handler(BaseHTTPRequestHandler):
             if fake.chunk_delay and fake._stop.wait(fake.chunk_delay):
                 self.close_connection = True  # closed mid-stream: cut the response short
                 return
-        self._write_line(fake.chat_chunk(model, "", **final))
+        if fake.finish:
+            self._write_line(fake.chat_chunk(model, "", **final))
         self.wfile.write(b"0\r\n\r\n")

@@ -99,9 +99,22 @@ def test_slow_server_hits_the_timeout(corpus_settings, fake):
 
 
 def test_truncated_prompt_is_an_error_not_an_answer(corpus_settings, fake):
-    fake.prompt_eval_count = 12  # Ollama says it read far fewer tokens than we sent
+    settings = _settings(corpus_settings, fake)
+    fake.prompt_eval_count = settings.ollama_num_ctx  # the model's own count filled the window: cut
     with pytest.raises(ContextOverflow, match="RAG_OLLAMA_NUM_CTX"):
-        rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+        rag.ask(Q, backend="ollama", settings=settings)
+
+
+def test_a_cached_prompt_counted_small_is_an_answer_not_a_truncation(corpus_settings, fake):
+    fake.prompt_eval_count = 5  # Ollama before 0.30.2 counted only the tokens not in its cache
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    assert not answer.abstained and answer.citations
+
+
+def test_a_stream_that_ends_before_done_is_an_error_not_the_answer(corpus_settings, fake):
+    fake.finish = False
+    with pytest.raises(BackendError, match="stopped before its answer was done"):
+        list(rag.ask_stream(Q, backend="ollama", settings=_settings(corpus_settings, fake), stream=True))
 
 
 def test_prompt_is_packed_to_fit_num_ctx(corpus_settings, fake):

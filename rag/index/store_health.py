@@ -19,7 +19,6 @@ import re
 import shutil
 import sqlite3
 import tempfile
-import threading
 import time
 import traceback
 import urllib.error
@@ -152,24 +151,14 @@ def preflight(settings: Settings) -> None:
 
 def within_timeout(make, settings: Settings):
     """`make()` (chromadb.HttpClient: it makes requests while it is built, before any timeout can
-    be set) in a daemon thread; a server that answered the heartbeat but hangs now is a StoreError
-    after RAG_CHROMA_TIMEOUT instead of a hang. The abandoned thread dies with the process."""
-    result: dict = {}
+    be set) within RAG_CHROMA_TIMEOUT: a server that answered the heartbeat but hangs now is a
+    StoreError instead of a hang (`rag.deadline`)."""
+    from rag.deadline import within
 
-    def target():
-        try:
-            result["client"] = make()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            result["error"] = e
-
-    thread = threading.Thread(target=target, name="chroma-connect", daemon=True)
-    thread.start()
-    thread.join(settings.chroma_timeout)
-    if thread.is_alive():
-        raise _explain_server(TimeoutError(), settings)
-    if "error" in result:
-        raise result["error"]
-    return result["client"]
+    try:
+        return within(make, settings.chroma_timeout, "chroma-connect")
+    except TimeoutError:
+        raise _explain_server(TimeoutError(), settings) from None
 
 
 def bound_requests(cl, settings: Settings) -> None:

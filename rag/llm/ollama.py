@@ -5,7 +5,7 @@
 client libraries. The context window (`num_ctx`) and the request timeout are always set
 explicitly: Ollama's default window silently truncates long prompts, and llama-index's 30 s
 timeout is too short on CPU. After each answer, Ollama's own `prompt_eval_count` is compared
-with what we sent: a prompt Ollama cut short is an error, not an answer.
+with the window: a prompt Ollama cut short is an error, not an answer.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import urllib.error
 import urllib.request
 from typing import Iterator
 
+from rag.deadline import within
 from rag.index.chunking import count_tokens
 from rag.errors import BackendError, BackendUnavailable, ContextOverflow
 from rag.llm.base import Usage
 from rag.settings import Settings
 
 PROBE_TIMEOUT = 2.0
-TRUNCATION_RATIO = 0.5  # Ollama counting under half of our estimate means it dropped part of the prompt
 
 
 def _not_reachable(host: str, why: object) -> str:
@@ -43,8 +43,13 @@ def _fetch(url: str, body: dict | None = None):
     most 1 MB: whatever answers at OLLAMA_HOST may be any web server."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=PROBE_TIMEOUT) as response:
-        raw = response.read(1 << 20)
+
+    def read() -> bytes:
+        with urllib.request.urlopen(req, timeout=PROBE_TIMEOUT) as response:
+            return response.read(1 << 20)
+
+    # the socket timeout is per read: a host trickling bytes would hold `--backend auto` forever
+    raw = within(read, 2 * PROBE_TIMEOUT, "ollama-probe")
     try:
         return json.loads(raw)
     except ValueError:
@@ -129,7 +134,7 @@ class OllamaBackend:
                     yield last.delta
         except Exception as e:  # noqa: BLE001 - mapped to errors that name the fix
             raise self._explain(e) from None
-        self._finish(last.raw if last is not None else None, sent)
+        self._finish(last.raw if last is not None else None, sent, max_tokens, streamed=True)
 
     def complete(self, messages: list[dict], max_tokens: int) -> str:
         chat, sent = self._prepare(messages, max_tokens)
@@ -137,20 +142,28 @@ class OllamaBackend:
             response = self._llm.chat(chat)
         except Exception as e:  # noqa: BLE001
             raise self._explain(e) from None
-        self._finish(response.raw, sent)
+        self._finish(response.raw, sent, max_tokens)
         return response.message.content or ""
 
-    def _finish(self, raw, sent: int) -> None:
+    def _finish(self, raw, sent: int, max_tokens: int, streamed: bool = False) -> None:
         raw = dict(raw or {})
-        self.usage = Usage(raw.get("prompt_eval_count"), raw.get("eval_count"))
-        self._guard(sent)
+        if streamed and raw.get("done") is not True:  # the connection closed cleanly, mid-answer
+            raise BackendError(f"Ollama at {self.settings.ollama_host} stopped before its answer was done; ask again, "
+                               "and check `ollama serve`'s log if it keeps happening")
+        cached = raw.get("prompt_eval_cached_count") or 0
+        counted = raw.get("prompt_eval_count")
+        self.usage = Usage(None if counted is None else counted + cached, raw.get("eval_count"))
+        self._guard(sent, max_tokens)
 
-    def _guard(self, sent: int) -> None:
+    def _guard(self, sent: int, max_tokens: int) -> None:
+        """Ollama cuts a prompt that does not fit num_ctx and says nothing; its prompt count then
+        fills the window. (A count far below what was sent is a cached prefix: Ollama before
+        0.30.2 counted only the tokens it evaluated anew, ollama/ollama#16428.)"""
         got = self.usage.prompt_tokens
-        if got is not None and got < sent * TRUNCATION_RATIO:
-            raise ContextOverflow(f"Ollama evaluated only {got} prompt tokens of the ~{sent} sent: it truncated "
-                                  f"the prompt to fit its context window; raise RAG_OLLAMA_NUM_CTX "
-                                  f"(now {self.context_window}) or lower RAG_OLLAMA_EVIDENCE_TOKENS")
+        if got is not None and got + max_tokens > self.context_window:
+            raise ContextOverflow(f"Ollama counted {got} prompt tokens (~{sent} by our estimate), which with "
+                                  f"{max_tokens} for the answer do not fit num_ctx={self.context_window}: it cut the "
+                                  "prompt; raise RAG_OLLAMA_NUM_CTX or lower RAG_OLLAMA_EVIDENCE_TOKENS")
 
     def _explain(self, e: Exception) -> BackendError:
         import httpx

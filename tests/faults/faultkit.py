@@ -85,8 +85,9 @@ def built(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def raw_server(greeting: bytes | None):
-    """A TCP server that accepts and then sends `greeting` (not HTTP), or nothing at all, ever."""
+def raw_server(greeting: bytes | None, trickle: float = 0.0):
+    """A TCP server that accepts and then sends `greeting` (not HTTP), or nothing at all, ever;
+    with `trickle`, then one more byte every `trickle` seconds (no socket timeout ever trips)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
@@ -100,6 +101,11 @@ def raw_server(greeting: bytes | None):
                 conns.append(conn)
                 if greeting:
                     conn.sendall(greeting)
+            if trickle:
+                for conn in conns:
+                    with contextlib.suppress(OSError):
+                        conn.sendall(b"x")
+                stop.wait(trickle)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

@@ -121,3 +121,15 @@ def test_auto_with_an_ollama_host_that_is_not_a_url_is_a_setting_error(built):
                                           OLLAMA_HOST="127.0.0.1:11434 x"))
     assert_error(proc, EXIT["input"], "OLLAMA_HOST='127.0.0.1:11434 x'")
     still_answers(built)
+
+
+def test_backend_ollama_against_a_host_that_trickles_bytes_gives_up_in_seconds(built):
+    """A host sending a byte every half second never trips a per-read socket timeout; the probe's
+    own deadline must (`--backend auto` runs the same probe before falling back)."""
+    with raw_server(b"HTTP/1.1 200 OK\r\nX-Slow: ", trickle=0.5) as port:
+        started = time.monotonic()
+        proc = run(["ask", QUESTION, "--backend", "ollama"],
+                   cli_env(built.data_dir, built.seed_dir, RAG_OLLAMA_HOST=f"http://127.0.0.1:{port}"), timeout=120)
+        elapsed = time.monotonic() - started
+    assert_error(proc, EXIT["backend"], "not reachable", "no answer within")
+    assert elapsed < 60, elapsed
