@@ -9,6 +9,7 @@ joined at exit, which is the hang this avoids).
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -32,3 +33,18 @@ def within(call: Callable[[], T], seconds: float, name: str = "deadline") -> T:
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+def start(call: Callable[[], T], name: str) -> "Future[T]":
+    """`call()` begun in a daemon thread, its outcome in the Future. Unlike a ThreadPoolExecutor's
+    thread, one that hangs does not hold the process at exit."""
+    future: Future = Future()
+
+    def target():
+        try:
+            future.set_result(call())
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(e)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future

@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     chroma_host: str | None = Field(None, description="Chroma server host (`chroma run`); unset = embedded.")
     chroma_port: int = Field(8000, ge=1, le=65535, description="Chroma server port.")
     chroma_timeout: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False,
-                                  description="Seconds before a Chroma server request is abandoned "
-                                  "(chromadb's own client waits forever).")
+                                  description="Seconds before a Chroma request is abandoned: a server's, "
+                                  "or an embedded store another process holds locked (chromadb waits forever).")
 
     # chunking and embedding
     embed_backend: Literal["onnx", "ollama"] = Field("onnx", description="onnx = in-process MiniLM int8.")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,7 +26,8 @@ import numpy as np
 
 from rag.index import store, store_health
 from rag.index.embedding import query_vector
-from rag.errors import InputError
+from rag.deadline import start, within
+from rag.errors import InputError, StoreError
 from rag.settings import Settings, get_settings
 
 Mode = Literal["hybrid", "bm25", "dense"]
@@ -136,12 +136,17 @@ class Retriever:
         self.lex = _lexicon(folder)
         if missing := store_health.vectors_missing(settings, self.name):
             raise store.IndexStaleError(f"{missing}; rebuild it with `python -m rag index`")
-        self._opening = _opener.submit(store.open_collection, settings, self.name)
+        self._opening = start(lambda: store.open_collection(settings, self.name), "chroma-open")
 
     @property
     def collection(self):
         """The live Chroma collection (waits for the background open; re-raises its error)."""
-        return self._opening.result()
+        from concurrent.futures import TimeoutError as Pending
+
+        try:
+            return self._opening.result(timeout=self.settings.chroma_timeout)
+        except Pending:
+            raise _held(self.settings) from None
 
     def _chunk_mask(self, filters: Filters):
         if not filters.active():
@@ -200,8 +205,13 @@ class Retriever:
 
     def _hnsw(self, qvec: np.ndarray, n: int, mask, where) -> list[tuple[int, float]]:
         # over-fetch a little: rows a killed index run left behind are not in this generation
-        res = self.collection.query(query_embeddings=[qvec.tolist()], n_results=max(1, min(n + 10, len(self.lex))),
-                                    where=where, include=["distances"])
+        collection = self.collection
+        try:
+            res = within(lambda: collection.query(query_embeddings=[qvec.tolist()], where=where, include=["distances"],
+                                                  n_results=max(1, min(n + 10, len(self.lex)))),
+                         self.settings.chroma_timeout, "chroma-query")
+        except TimeoutError:
+            raise _held(self.settings) from None
         rows = self.lex.rows_of(res["ids"][0])
         out = [(int(r), 1.0 - float(d)) for r, d in zip(rows, res["distances"][0])
                if r >= 0 and (mask is None or mask[r])]
@@ -264,6 +274,14 @@ class Retriever:
         return list(self.lex.orgs)
 
 
+def _held(settings: Settings) -> StoreError:
+    """Chroma waits as long as another process holds its store locked (sqlite's write lock)."""
+    where = f"the Chroma server {settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host \
+        else f"the store in {settings.data_dir / 'chroma'}"
+    return StoreError(f"{where} did not answer within {settings.chroma_timeout:g} s (RAG_CHROMA_TIMEOUT): another "
+                      "process may hold it locked (an index run, a backup); wait for it and retry, or stop it")
+
+
 def _fuse(lists: dict[str, list[tuple[int, int, float]]], rrf_k: int) -> list[dict]:
     """RRF over paper rankings: [{prow, row (the chunk that ranked best anywhere), score, raw}]."""
     fused: dict[int, dict] = {}
@@ -280,7 +298,6 @@ def _fuse(lists: dict[str, list[tuple[int, int, float]]], rrf_k: int) -> list[di
     return sorted(fused.values(), key=lambda f: (-f["score"], f["raw"].get("bm25_rank", 1 << 30), f["prow"]))
 
 
-_opener = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-open")
 _lock = threading.Lock()
 _cache: dict[tuple, Retriever] = {}
 

@@ -136,3 +136,26 @@ def test_full_disk_says_so_and_does_not_send_to_a_rebuild(built, tiny_disk):
     proc = run(["index"], cli_env(tiny_disk / "rag", built.seed_dir))
     message = assert_error(proc, EXIT["store"], "is full", "free some space")
     assert "--rebuild" not in message
+
+
+def test_a_store_another_process_holds_locked_is_an_error_after_the_timeout_not_a_hang(built, copy_of):
+    """sqlite's write lock (an index run, a backup tool) makes chromadb wait forever; the search
+    gives up after RAG_CHROMA_TIMEOUT, names the cause, and the process exits at once."""
+    import sys
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sqlite3, sys, time\n"
+                               "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                               "c.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(120)",
+                               str(copy_of / "chroma" / "chroma.sqlite3")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        proc = run(["search", QUESTION], cli_env(copy_of, built.seed_dir, RAG_CHROMA_TIMEOUT="3"), timeout=100)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_error(proc, EXIT["store"], "did not answer within 3 s", "locked", "RAG_CHROMA_TIMEOUT")
+    assert elapsed < 40, elapsed
+    _answers(cli_env(copy_of, built.seed_dir))  # released: it answers again
