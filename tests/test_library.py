@@ -444,6 +444,14 @@ def test_a_library_file_whose_name_is_not_utf8_is_indexed_and_named_escaped(smal
     assert build_index(small_settings).chunks_embedded == 0  # and the next run is a no-op
 
 
+def test_a_library_file_name_with_a_newline_or_terminal_escape_is_shown_escaped(small_settings):
+    lib = library.library_dir(small_settings)
+    lib.mkdir(parents=True)
+    shutil.copy(LIB / "papers.csv", lib / "x\nfiles: forged.txt\x1b[31m.csv")
+    sources = {s for p in library.load_all(small_settings) for s in p.sources if s.startswith("library/")}
+    assert sources == {"library/x\\x0afiles: forged.txt\\x1b[31m.csv"}
+
+
 def test_adding_again_indexes_a_file_whose_index_step_was_refused(small_settings, monkeypatch, capsys):
     """`add` copies, then another index run holds the lock and the index step is refused (exit 3);
     the advice is "run this again", so the second `add` of the same file must index it."""

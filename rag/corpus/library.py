@@ -20,6 +20,7 @@ run one after another and none loses another's update; readers need no lock (wri
 from __future__ import annotations
 
 import json
+import re
 import os
 import tempfile
 from contextlib import contextmanager
@@ -71,8 +72,10 @@ def library_files(settings) -> list[Path]:
 def source_name(name: str) -> str:
     """How a library file is named as a source. A file name that is not UTF-8 (copied in from
     an old system: 'caf\\xe9.csv') reaches Python with surrogates no text store accepts; it is
-    shown with the odd byte escaped, the same way every time."""
-    return LIBRARY_PREFIX + name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    shown with the odd byte escaped, the same way every time; so are control characters (a
+    newline or a terminal escape in a name would forge lines of the CLI's output)."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return LIBRARY_PREFIX + re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 # --- removed papers -------------------------------------------------------------------------------
