@@ -130,12 +130,12 @@ class Settings(BaseSettings):
         except ValidationError as e:
             raise SettingsError(describe(e, keywords=set(values))) from None
 
-    @field_validator("seed_dir", "data_dir", "llamacpp_model_path")
+    @field_validator("seed_dir", "data_dir", "llamacpp_model_path", "library_dir", "models_dir")
     @classmethod
     def _path(cls, v: Path | None) -> Path | None:
         if v is not None and ("\x00" in str(v) or not str(v).strip()):
             raise ValueError("not a usable path")
-        return v
+        return v.expanduser() if v is not None else None  # `~/x` from a .env or quotes, not a folder named ~
 
     @field_validator("collection")
     @classmethod

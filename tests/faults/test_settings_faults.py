@@ -147,3 +147,13 @@ def test_a_models_dir_that_is_a_file_names_the_setting(built, tmp_path):
                   PYTHONPATH=str(tmp_path / "parts"))
     assert_error(run(["models", "--no-probe"], env), EXIT["input"], "RAG_MODELS_DIR", "writable folder")
     assert afile.read_text() == "not a folder"
+
+
+def test_a_folder_setting_written_with_a_tilde_means_the_home_folder(monkeypatch, tmp_path):
+    """`RAG_LIBRARY_DIR=~/papers` (quoted, or from a .env, so no shell expanded it) is the home
+    folder's papers, not a folder named "~" under the current one."""
+    from rag.settings import Settings
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    s = Settings(library_dir="~/papers", data_dir="~/rag-data", models_dir="~/models")
+    assert (s.library_dir, s.data_dir, s.models_dir) == (tmp_path / "papers", tmp_path / "rag-data", tmp_path / "models")
