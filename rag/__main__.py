@@ -1,7 +1,11 @@
 import os
 import sys
 
-from rag.cli import main
+from rag.stdio import reopen_closed
+
+reopen_closed()  # before anything opens a file (rag.stdio)
+
+from rag.cli import main  # noqa: E402
 
 code = main()
 if code == 141:

@@ -11,6 +11,10 @@ import argparse
 import os
 import sys
 
+from rag.stdio import reopen_closed
+
+reopen_closed()  # a page started with `>&-` must not write its log into the first file it opens
+
 for _key, _value in (("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_OFFLINE", "1"), ("ANONYMIZED_TELEMETRY", "False")):
     os.environ.setdefault(_key, _value)  # before any import that reads them: nothing may phone home
 

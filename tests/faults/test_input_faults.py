@@ -4,6 +4,7 @@ and the index still answers afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -82,6 +83,20 @@ def test_reader_closes_the_pipe(built, args):
     assert proc.returncode == EXIT["pipe"], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr[-2000:]
     still_answers(built)
+
+
+@pytest.mark.parametrize("closed", [">&-", "2>&-"])
+def test_a_closed_stdout_or_stderr_is_not_a_crash_and_json_stays_json(built, closed):
+    """`cmd >&-` starts Python with no sys.stdout; `2>&-` lets the first file opened take the
+    descriptor, so warnings would land in it or in the JSON."""
+    env = cli_env(built.data_dir, built.seed_dir)
+    ask = subprocess.run(["bash", "-c", f'"$0" -m rag ask "reinforcement learning for reasoning" --backend extractive {closed}',
+                          sys.executable], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert ask.returncode == 0 and "Traceback" not in ask.stderr + ask.stdout, ask.stderr[-2000:]
+    listing = subprocess.run(["bash", "-c", f'"$0" -m rag papers --json {closed if closed == "2>&-" else ""}',
+                              sys.executable], env={**env, "RAG_NO_SUCH_SETTING": "1"}, cwd=ROOT,
+                             capture_output=True, text=True, timeout=180)
+    assert listing.returncode == 0 and len(json.loads(listing.stdout)) == 13  # the unknown-setting warning kept out
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
