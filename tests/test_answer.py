@@ -149,6 +149,17 @@ def test_standalone_question_ignores_history(corpus_settings):
     assert a.retrieval_query == MULTILINGUAL_Q
 
 
+def test_a_short_question_naming_something_new_stands_on_its_own(corpus_settings):
+    """Three content words or fewer used to mean a follow-up: "What is GRPO?" after an unrelated
+    turn retrieved for both questions at once."""
+    history = ["How do papers mix data domains for continual pretraining?"]
+    a = rag.ask("What is GRPO?", history=history, backend="extractive", settings=corpus_settings)
+    alone = rag.search("What is GRPO?", k=1, settings=corpus_settings)[0].title
+    assert a.retrieval_query == "What is GRPO?" and a.retrieved[0]["title"] == alone
+    b = rag.ask("And the baseline?", history=history, backend="extractive", settings=corpus_settings)
+    assert history[0] in b.retrieval_query  # names nothing: still a follow-up
+
+
 @pytest.mark.parametrize("question,match", [("", "empty"), ("   ", "empty"), ("why? " * 300, "under 1000")])
 def test_bad_questions_name_the_problem(corpus_settings, question, match):
     with pytest.raises(InputError, match=match):

@@ -91,9 +91,16 @@ def resolve_query(question: str, history: list | None) -> str:
     """The text to retrieve with: a follow-up that leans on an earlier turn carries it along."""
     previous = [h.get("question", "") if isinstance(h, dict) else str(h) for h in (history or [])]
     previous = [p for p in previous if p.strip()]
-    if previous and (_ANAPHORA.search(question) or len(content_stems(question)) <= 3):
+    if previous and (_ANAPHORA.search(question) or (len(content_stems(question)) <= 3
+                                                    and not _names_new(question, previous[-1]))):
         return f"{previous[-1]} {question}"
     return question
+
+
+def _names_new(question: str, before: str) -> bool:
+    """Does a short question name something the previous one did not ("What is GRPO?" after a
+    question on data mixing)? Then it stands on its own; "and the baseline?" does not."""
+    return any(n.lower() not in before.lower() for n in entities_in(question))
 
 
 def prepare(question: str, *, history=None, backend: str | None = None, model: str | None = None,
