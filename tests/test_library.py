@@ -71,6 +71,17 @@ def test_bibtex_latex_decoded_word_by_word_reads_as_decoded_whole():
     assert fast._transform_python_value_string(odd) == whole._transform_python_value_string(odd)
 
 
+def test_bibtex_concatenation_is_a_bad_entry_and_a_crossref_parent_is_not_a_paper():
+    """`abstract = absA # "…"` would be stored as that raw text; a @proceedings other entries point
+    to has no abstract, and is no reason to reject the file; a # inside braces is text."""
+    parsed = parse("strings_crossref.bib")
+    assert [p.title for p in parsed.papers] == ["A Child Paper That Inherits Its Year", "A Fine Paper With C# Code"]
+    assert "F# compilers" in parsed.papers[1].abstract
+    (bad,) = parsed.bad
+    assert bad.label == "platy2024" and "concatenation" in bad.problem
+    assert any("crossref" in n and "child2024" in n for n in parsed.notes)
+
+
 def test_atom_entry_fields():
     a = {x.title: x for x in parse("arxiv.xml").papers}
     reef = a["Acoustic Fingerprints of Coral Reef Recovery after Bleaching Events"]  # the title's line break joined

@@ -106,8 +106,25 @@ def _name(parts) -> str:
     return " ".join(parts.first + parts.von + parts.last + parts.jr) if hasattr(parts, "first") else str(parts)
 
 
+_USED = ("title", "abstract", "journal", "journaltitle", "booktitle", "institution", "organization", "school")
+_CONCATENATION = re.compile(r'#\s*["{]|["}]\s*#|^\w+\s*#')  # absA # "and …": BibTeX's string joining
+
+
+def _field(entry, key: str):
+    """A field's value by case-insensitive name (BibTeX ignores case), or None."""
+    return next((v.value for k, v in entry.fields_dict.items() if k.lower() == key), None)
+
+
 def _fields(entry) -> dict:
     f = {k.lower(): v.value for k, v in entry.fields_dict.items()}
+    enclosed = {k for k, how in (entry.parser_metadata.get("removed_enclosing") or {}).items() if how in "{\""}
+    for key in _USED:  # bibtexparser resolves a lone @string name but not a # join: it would be stored raw
+        field = next((v for k, v in entry.fields_dict.items() if k.lower() == key), None)
+        if field is not None and field.key not in enclosed and isinstance(field.value, str) \
+                and _CONCATENATION.search(field.value):
+            raise EntryProblem(f"the {key} joins parts with # (BibTeX string concatenation), which is not read",
+                               f"write the {key} out as one {{…}} value")
+
     prefix = str(f.get("archiveprefix", "arxiv")).strip().lower()
     return {"title": f.get("title"), "abstract": f.get("abstract"),
             "authors": [_name(a) for a in f.get("author", [])] if isinstance(f.get("author"), list) else f.get("author"),
@@ -149,7 +166,14 @@ def parse_bibtex(text: str, source: str, shown: str) -> Parsed:
     lib, out = _parse_library(text), Parsed(shown)
     for block in lib.failed_blocks:
         out.bad.append(BadEntry(shown, f"line {(block.start_line or 0) + 1}", _key(block), _problem(block), _fix(block)))
+    parents = {str(_field(e, "crossref")).strip().lower() for e in lib.entries if _field(e, "crossref")}
+    children = [e.key for e in lib.entries if _field(e, "crossref")]
+    if children:
+        out.notes.append(f"{shown}: {len(children)} entries ({', '.join(children[:3])}…) name a crossref, which is "
+                         "not read: their year and venue come from their own fields only")
     for entry in lib.entries:
+        if entry.key.lower() in parents and not _field(entry, "abstract"):
+            continue  # a proceedings or book other entries point to, not a paper
         try:
             out.papers.append(build_paper(_fields(entry), "bibtex", source))
         except EntryProblem as e:
