@@ -174,7 +174,9 @@ def cmd_search(args) -> int:
     for rank, h in enumerate(hits, 1):
         print(f"{rank:2}. {h.score:.4f}  {h.title}  [{h.paper_id}; {h.meta.get('date_raw') or 'undated'}]")
     if not hits:
-        print("no matching papers (check the filters)", file=sys.stderr)
+        why = "no paper matches the filters; widen or remove them" if _filters(args).active() else \
+            "no paper shares a word with the question" if args.mode == "bm25" else "the index holds no papers"
+        print(f"no matching papers: {why}", file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,8 @@ requests: ``models``, ``reply`` (text, or a callable taking the request JSON),
 ``prompt_eval_count`` (None: chars/4 + 10, capped at ``options.num_ctx`` as Ollama truncates;
 an int: reported as is), ``fail_status``/``fail_message``, ``delay``, ``chunk_delay``,
 ``finish`` (False: a streamed chat ends cleanly without its final ``done`` line, as a server
-stopped mid-answer does), ``context_length`` (/api/show's "llama.context_length"), ``version`` and ``embedding_dim`` (length of
+stopped mid-answer does), ``stream_error`` (a message sent as an ``{"error": …}`` line after the
+first piece of a streamed chat, as Ollama does when its runner dies mid-answer), ``context_length`` (/api/show's "llama.context_length"), ``version`` and ``embedding_dim`` (length of
 the ``/api/embed`` vectors: 64 by default, 384 to match Ollama's all-minilm).
 
     with FakeOllama(reply="Hi [1].") as fake:
@@ -84,13 +85,14 @@ class FakeOllama:
                  prompt_eval_count: int | None = None, fail_status: int | None = None,
                  fail_message: str = "llama runner process has terminated: exit status 2",
                  delay: float = 0.0, chunk_delay: float = 0.0, context_length: int = 8192,
-                 version: str = "0.12.0", embedding_dim: int = 64, finish: bool = True) -> None:
+                 version: str = "0.12.0", embedding_dim: int = 64, finish: bool = True,
+                 stream_error: str | None = None) -> None:
         self.models = list(models) if models is not None else ["llama3.2:3b"]
         self.reply, self.prompt_eval_count = reply, prompt_eval_count
         self.fail_status, self.fail_message = fail_status, fail_message
         self.delay, self.chunk_delay = delay, chunk_delay
         self.context_length, self.version = context_length, version
-        self.embedding_dim, self.finish = embedding_dim, finish
+        self.embedding_dim, self.finish, self.stream_error = embedding_dim, finish, stream_error
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body or None)
         self._stop, self._lock = threading.Event(), threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -280,6 +282,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         for piece in split_reply(text):
             self._write_line(fake.chat_chunk(model, piece))
+            if fake.stream_error:  # no done line follows an error
+                self._write_line({"error": fake.stream_error})
+                self.wfile.write(b"0\r\n\r\n")
+                return
             if fake.chunk_delay and fake._stop.wait(fake.chunk_delay):
                 self.close_connection = True  # closed mid-stream: cut the response short
                 return

@@ -39,6 +39,13 @@ def test_search_json_contract(corpus_settings):
     assert hits[0]["title"].startswith("AsyncFlow")
 
 
+def test_a_search_that_finds_nothing_says_why(corpus_settings):
+    filtered = _run(["search", "reasoning", "--org", "no such lab"], corpus_settings)
+    assert "EXIT 0" in filtered.stderr and "no paper matches the filters" in filtered.stderr
+    unmatched = _run(["search", "zzqxjv wqpzlk", "--mode", "bm25"], corpus_settings)
+    assert "EXIT 0" in unmatched.stderr and "filters" not in unmatched.stderr and "shares a word" in unmatched.stderr
+
+
 def test_papers_json_lists_every_unique_paper(corpus_settings):
     proc = _run(["papers", "--json"], corpus_settings)
     papers = json.loads(proc.stdout)

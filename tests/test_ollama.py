@@ -82,6 +82,19 @@ def test_server_error(corpus_settings, fake):
         rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
 
 
+def test_an_error_line_inside_the_stream_is_named_not_called_http_minus_one(corpus_settings, fake):
+    fake.stream_error = "llama runner process has terminated: signal: killed"
+    with pytest.raises(BackendError, match="failed mid-answer: llama runner process has terminated") as e:
+        list(rag.ask_stream(Q, backend="ollama", settings=_settings(corpus_settings, fake), stream=True))
+    assert "-1" not in str(e.value)
+
+
+def test_https_to_plain_http_ollama_says_use_http(corpus_settings, fake):
+    settings = _settings(corpus_settings, fake).with_overrides(ollama_host=fake.url.replace("http://", "https://"))
+    with pytest.raises(BackendUnavailable, match="does not speak HTTPS.*use http://"):
+        rag.ask(Q, backend="ollama", settings=settings)
+
+
 def test_connection_refused_names_the_fix(corpus_settings):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -26,6 +26,9 @@ PROBE_TIMEOUT = 2.0
 
 
 def _not_reachable(host: str, why: object) -> str:
+    if "SSL" in str(why) and host.startswith("https://"):  # https:// to a plain-HTTP port (Ollama's default)
+        return (f"Ollama at {host} does not speak HTTPS ({why}); use http:// in OLLAMA_HOST, as `ollama serve` "
+                "listens on plain HTTP")
     return f"Ollama is not reachable at {host} ({why}) — start it with `ollama serve`, or use --backend llamacpp"
 
 
@@ -173,6 +176,9 @@ class OllamaBackend:
         if isinstance(e, ollama.ResponseError):
             if e.status_code == 404:
                 return BackendUnavailable(_not_pulled(model, host))
+            if e.status_code == -1:  # the client's mark for an {"error"} line inside a 200 stream
+                return BackendError(f"Ollama at {host} failed mid-answer: {e.error}; check `ollama serve`'s log, "
+                                    "or use --backend llamacpp")
             return BackendError(f"Ollama at {host} failed with HTTP {e.status_code}: {e.error}; "
                                 "check `ollama serve`'s log, or use --backend llamacpp")
         if isinstance(e, httpx.TimeoutException):
