@@ -118,9 +118,9 @@ def _field(entry, key: str):
 def _fields(entry) -> dict:
     f = {k.lower(): v.value for k, v in entry.fields_dict.items()}
     enclosed = {k for k, how in (entry.parser_metadata.get("removed_enclosing") or {}).items() if how in "{\""}
-    for key in _USED:  # bibtexparser resolves a lone @string name but not a # join: it would be stored raw
-        field = next((v for k, v in entry.fields_dict.items() if k.lower() == key), None)
-        if field is not None and field.key not in enclosed and isinstance(field.value, str) \
+    for field in entry.fields:  # bibtexparser resolves a lone @string name but not a # join: stored raw
+        key = field.key.lower()
+        if key in _USED and field.key not in enclosed and isinstance(field.value, str) \
                 and _CONCATENATION.search(field.value):
             raise EntryProblem(f"the {key} joins parts with # (BibTeX string concatenation), which is not read",
                                f"write the {key} out as one {{…}} value")

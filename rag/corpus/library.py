@@ -20,7 +20,6 @@ run one after another and none loses another's update; readers need no lock (wri
 from __future__ import annotations
 
 import json
-import re
 import os
 import tempfile
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from pathlib import Path
 from rag.corpus import formats
 from rag.corpus.merge import merge_papers
 from rag.corpus.paper import LIBRARY_PREFIX, Paper, title_key
-from rag.corpus.reading import BadEntry, Parsed
+from rag.corpus.reading import BadEntry, Parsed, shown_name
 from rag.errors import CorpusError, InputError, StoreError
 
 REMOVED = "removed.json"
@@ -70,12 +69,8 @@ def library_files(settings) -> list[Path]:
 
 
 def source_name(name: str) -> str:
-    """How a library file is named as a source. A file name that is not UTF-8 (copied in from
-    an old system: 'caf\\xe9.csv') reaches Python with surrogates no text store accepts; it is
-    shown with the odd byte escaped, the same way every time; so are control characters (a
-    newline or a terminal escape in a name would forge lines of the CLI's output)."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return LIBRARY_PREFIX + re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+    """How a library file is named as a source (`reading.shown_name`: 'library/caf\\xe9.csv')."""
+    return LIBRARY_PREFIX + shown_name(name)
 
 
 # --- removed papers -------------------------------------------------------------------------------

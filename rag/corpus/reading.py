@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.corpus.paper import Paper
 from rag.errors import CorpusError
+
+
+def shown_name(name: str) -> str:
+    """A file name as it can be stored and printed: bytes that are not UTF-8 (a name copied in from
+    an old system reaches Python as surrogates no text store accepts) and control characters (a
+    newline or terminal escape would forge output lines) escaped, the same way every time."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 # Abstracts files are KB to a few MB; a file over this is almost surely a mistake (a dump, a disk
 # image), and it would be read whole into memory.

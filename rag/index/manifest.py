@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from rag.corpus.reading import shown_name
 from rag.index import store
 from rag.settings import Settings
 
@@ -61,8 +62,7 @@ def file_hashes(*folders: Path) -> dict[str, str]:
         for f in sorted(base.rglob("*")) if base.is_dir() else []:
             if f.is_file() and not any(part.startswith(".") for part in f.relative_to(base).parts):
                 with open(f, "rb") as fh:
-                    # a non-UTF-8 file name escaped, as `library.source_name` shows it: storable
-                    key = f"{i}/{f.relative_to(base)}".encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                    key = shown_name(f"{i}/{f.relative_to(base)}")  # storable in the JSON manifest
                     out[key] = hashlib.file_digest(fh, "sha1").hexdigest()
     return out
 
