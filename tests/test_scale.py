@@ -78,7 +78,7 @@ DENSE_CHILD = """
 import json, sys
 from rag.settings import Settings
 from rag.query.retrieval import Retriever
-r = Retriever(Settings(data_dir=sys.argv[1], seed_dir=sys.argv[2]))
+r = Retriever(Settings(data_dir=sys.argv[1], seed_dir=sys.argv[2], dense_search=sys.argv[4]))
 qs = json.loads(sys.argv[3])
 print(json.dumps([[str(r.lex.chunk_ids[row]) for row, _ in r.dense_ranking(q, __import__('rag').Filters(), 10)]
                   for q in qs]))
@@ -86,10 +86,13 @@ print(json.dumps([[str(r.lex.chunk_ids[row]) for row, _ in r.dense_ranking(q, __
 
 
 def test_dense_ranking_is_identical_in_fresh_processes_and_exact(corpus_settings):
+    """Chroma's HNSW in two fresh processes, the scan of the stored vectors in a third, and a brute
+    force over the vectors read back from Chroma: one ranking."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     runs = [json.loads(subprocess.run([sys.executable, "-c", DENSE_CHILD, str(corpus_settings.data_dir),
-                                       str(corpus_settings.seed_dir), json.dumps(QUESTIONS)], cwd=ROOT, env=env,
-                                      capture_output=True, text=True, check=True).stdout) for _ in range(3)]
+                                       str(corpus_settings.seed_dir), json.dumps(QUESTIONS), how], cwd=ROOT, env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+            for how in ("hnsw", "hnsw", "exact")]
     assert runs[0] == runs[1] == runs[2]
     col = store.require_active(corpus_settings).collection  # exact top 10 by brute force over every vector
     ids, vecs = [], []
@@ -130,6 +133,41 @@ def test_filtered_dense_scores_are_the_same_window_by_window(small_settings, mon
     np.testing.assert_allclose(lex.similarities(rows, qvec), np.asarray(lex.vectors[rows], dtype=np.float32) @ qvec,
                                rtol=1e-6)
     assert lex.similarities(rows[:0], qvec).shape == (0,)
+    every = np.arange(len(lex))  # the whole file (the unfiltered scan) is read by slices
+    np.testing.assert_allclose(lex.similarities(every, qvec), np.asarray(lex.vectors, dtype=np.float32) @ qvec,
+                               rtol=1e-6)
+
+
+ONE_QUESTION_CHILD = """
+import sys
+import rag.cli
+code = rag.cli.main(sys.argv[1:])
+print("chromadb loaded" if "chromadb" in sys.modules else "chromadb not loaded", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_one_question_commands_scan_the_vectors_instead_of_loading_chroma(corpus_settings):
+    """`rag search` and `rag ask` answer one question and exit: by default (RAG_DENSE_SEARCH=auto)
+    they rank by a scan of the generation's vectors and never load Chroma or its graph, and the
+    ranking is the one Chroma's HNSW gives."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_DATA_DIR": str(corpus_settings.data_dir),
+           "RAG_SEED_DIR": str(corpus_settings.seed_dir), "RAG_LIBRARY_DIR": str(corpus_settings.library_dir)}
+    env.pop("RAG_DENSE_SEARCH", None)
+
+    def run(*argv, **extra):
+        return subprocess.run([sys.executable, "-c", ONE_QUESTION_CHILD, *argv], cwd=ROOT, env={**env, **extra},
+                              capture_output=True, text=True, timeout=300)
+
+    for q in QUESTIONS[:3]:
+        auto = run("search", q, "--json", "-k", "8", "--mode", "dense")
+        assert auto.returncode == 0 and "chromadb not loaded" in auto.stderr, auto.stderr
+        hnsw = run("search", q, "--json", "-k", "8", "--mode", "dense", RAG_DENSE_SEARCH="hnsw")
+        assert "chromadb loaded" in hnsw.stderr
+        assert [h["paper_id"] for h in json.loads(auto.stdout)] == [h["paper_id"] for h in json.loads(hnsw.stdout)]
+    asked = run("ask", QUESTIONS[0] + "?", "--backend", "extractive", "--json")
+    assert asked.returncode == 0 and "chromadb not loaded" in asked.stderr, asked.stderr
+    assert json.loads(asked.stdout)["citations"]
 
 
 def test_ids_are_looked_up_without_copying_or_cutting_them(small_settings):

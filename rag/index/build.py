@@ -37,7 +37,7 @@ from rag.index.embedding import embedder_name, fits_window
 from rag.index.lock import index_lock
 from rag.settings import Settings, get_settings
 
-CHUNKER_VERSION = 5  # bump when chunk text or storage layout changes: forces a rebuild (5: texts out of Chroma)
+CHUNKER_VERSION = 6  # bump when chunk text or storage layout changes: forces a rebuild (5: texts out of Chroma, 6: float32 vectors)
 BATCH = 512  # chunks per embedding call, Chroma write and progress step (Chroma pays per call)
 Progress = Callable[[int, int], None]
 
@@ -167,14 +167,14 @@ def _write(collection, items: list[tuple[Paper, Chunk, int]], settings: Settings
     """Embed and upsert chunks, returning their vectors; the Chroma write of one batch overlaps
     the embedding of the next (a second thread: ONNX and SQLite/HNSW each leave a core idle otherwise)."""
     if not items:
-        return np.zeros((0, 0), dtype=np.float16)
+        return np.zeros((0, 0), dtype=bm25.VECTOR_DTYPE)
     embed, pending, out = _embedder(settings, embed_model), None, []
     with ThreadPoolExecutor(max_workers=1) as writer:
         for start in range(0, len(items), BATCH):
             part = items[start:start + BATCH]
             texts = [c.embed_text(p.title) for p, c, _ in part]
             vectors = np.asarray(embed(texts), dtype=np.float32)
-            out.append(vectors.astype(np.float16))
+            out.append(vectors.astype(bm25.VECTOR_DTYPE, copy=False))
             if pending is not None:
                 pending.result()
             pending = writer.submit(collection.upsert, ids=[chunk_id(p, c) for p, c, _ in part],
@@ -246,7 +246,7 @@ def _vectors(settings: Settings, act: store.Active, rows: bm25.Rows, changed: se
     """The next generation's vectors: new ones for changed papers, the live generation's for the rest."""
     old = bm25.Lexicon(manifest.generation_dir(settings, act.name, act.generation))
     is_new = np.array([pid in changed for pid in rows.paper_ids], dtype=bool)
-    out = np.zeros((len(rows.chunk_ids), old.vectors.shape[1]), dtype=np.float16)
+    out = np.zeros((len(rows.chunk_ids), old.vectors.shape[1]), dtype=bm25.VECTOR_DTYPE)
     if len(new):
         out[is_new] = new
     keep = np.flatnonzero(~is_new)
@@ -288,7 +288,7 @@ def _adopt(cl, settings: Settings, act: store.Active) -> manifest.Manifest | Non
         return None
     rows, _ = _rows(items, [p for p in local if table.get(p.paper_id, [""])[0]])
     man = manifest.Manifest(act.fingerprint, {}, table)
-    _publish(cl, settings, act.name, rows, np.asarray([vectors[c] for c in rows.chunk_ids], dtype=np.float16), man)
+    _publish(cl, settings, act.name, rows, np.asarray([vectors[c] for c in rows.chunk_ids], dtype=bm25.VECTOR_DTYPE), man)
     return man
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from faultkit import (EXIT, QUESTION, ROOT, assert_error, built, cli_env, raw_server, run,  # noqa: F401
+from faultkit import (EXIT, EXPECTED, QUESTION, ROOT, assert_error, built, cli_env, raw_server, run,  # noqa: F401
                       still_answers, without_root_override)
 
 
@@ -163,11 +163,25 @@ def read_only(copy_of):
 
 @pytest.mark.parametrize("args", [["search", QUESTION], ["index", "--rebuild"]], ids=lambda a: " ".join(a[:2]))
 def test_read_only_store_names_the_fix_and_moves_nothing(built, read_only, args):
+    """Chroma must write even to read: what opens it (an index run; a search by its graph, as the
+    page and the API do) names the fix."""
     before = sorted(p.name for p in read_only.iterdir())
-    proc = run(args, cli_env(read_only, built.seed_dir), prefix=without_root_override())
+    proc = run(args, cli_env(read_only, built.seed_dir, RAG_DENSE_SEARCH="hnsw"), prefix=without_root_override())
     assert_error(proc, EXIT["store"], "is read-only", "chmod -R u+w", "RAG_DATA_DIR")
     assert sorted(p.name for p in read_only.iterdir()) == before
     still_answers(built)
+
+
+def test_one_question_commands_answer_from_a_read_only_store(built, read_only):
+    """`rag search` / `rag ask` (RAG_DENSE_SEARCH=auto) scan the index's own files and never open
+    Chroma, so a read-only copy of an index answers, and nothing in it changes."""
+    before = {p: p.read_bytes() for p in read_only.rglob("*") if p.is_file()}
+    proc = run(["search", QUESTION, "-k", "1"], cli_env(read_only, built.seed_dir), prefix=without_root_override())
+    assert proc.returncode == 0 and EXPECTED in proc.stdout, proc.stderr[-2000:]
+    asked = run(["ask", QUESTION + "?", "--backend", "extractive"], cli_env(read_only, built.seed_dir),
+                prefix=without_root_override())
+    assert asked.returncode == 0 and EXPECTED in asked.stdout, asked.stderr[-2000:]
+    assert {p: p.read_bytes() for p in read_only.rglob("*") if p.is_file()} == before
 
 
 def test_read_only_empty_data_dir(built, tmp_path):
