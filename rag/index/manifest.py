@@ -11,8 +11,10 @@ names it, and the previous one is kept so a reader that just opened it keeps wor
 
 The manifest records per-file content hashes (a re-index with no file changed stops there,
 without parsing the corpus or reading Chroma), per-paper content hashes with their chunk
-ids (what an incremental update diffs against), and the size of every file of its generation
-(`damage`: a file deleted, truncated or overwritten is noticed with a stat, not a read). It is
+ids (what an incremental update diffs against). Beside it, `sizes.json` holds the size of every
+file of the generation, the manifest's own included (`damage`: a file deleted, truncated or
+overwritten is noticed with a stat, not a read; every process start runs it, and at 100k papers
+validating the 10 MB manifest for it took 0.4 s). It is
 written by us rather than by llama-index's docstore because it must switch atomically with the
 BM25 arrays it describes.
 """
@@ -33,6 +35,7 @@ from rag.index import store
 from rag.settings import Settings
 
 MANIFEST = "manifest.json"
+SIZES = "sizes.json"  # file of the generation -> bytes when it was written, the manifest included
 DAMAGED = "DAMAGED"  # left by a reader that found a file unreadable at its recorded size (`mark_damaged`)
 
 
@@ -72,15 +75,18 @@ class Manifest:
     fingerprint: str
     files: dict[str, str] = field(default_factory=dict)
     papers: dict[str, list] = field(default_factory=dict)  # paper id -> [content hash, [chunk ids]]
-    sizes: dict[str, int] = field(default_factory=dict)  # file of the generation -> bytes, when it was written
 
     @property
     def n_chunks(self) -> int:
         return sum(len(v[1]) for v in self.papers.values())
 
     def save(self, folder: Path) -> None:
-        self.sizes = {f.name: f.stat().st_size for f in sorted(folder.iterdir()) if f.is_file() and f.name != MANIFEST}
+        """The manifest, then the sizes of the generation's files (so a crash between the two
+        leaves the generation damaged, and `python -m rag index` recreates it)."""
         write_atomic(folder / MANIFEST, json.dumps(asdict(self), separators=(",", ":")))
+        sizes = {f.name: f.stat().st_size for f in sorted(folder.iterdir())
+                 if f.is_file() and f.name not in (SIZES, DAMAGED)}
+        write_atomic(folder / SIZES, json.dumps(sizes))
 
     @classmethod
     def load(cls, folder: Path) -> "Manifest | None":
@@ -116,14 +122,16 @@ def _checked(shape, text: str):
 
 def damage(folder: Path) -> str | None:
     """What is wrong with a generation's files (deleted, truncated, overwritten), or None. A stat
-    per file: the no-op re-index and every process start can afford it. Generations written
-    before sizes were recorded have nothing to compare and pass."""
+    per file: the no-op re-index and every process start can afford it."""
     if (marker := folder / DAMAGED).is_file():
         return marker.read_text(errors="replace").strip() or f"{marker} says so"
-    man = Manifest.load(folder)
-    if man is None:
-        return f"{folder / MANIFEST} is missing or unreadable"
-    for name, size in man.sizes.items():
+    try:
+        sizes = _checked(dict[str, int], (folder / SIZES).read_text())
+    except OSError:
+        sizes = None
+    if sizes is None or MANIFEST not in sizes:
+        return f"{folder / SIZES} is missing or unreadable"
+    for name, size in sizes.items():
         path = folder / name
         if not path.is_file():
             return f"{path} is missing"
