@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     candidates: int = Field(40, ge=5, le=1000, description="Chunks each retriever contributes before fusion.")
     rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal-rank-fusion constant.")
     # a fresh process loads Chroma's whole HNSW graph on its first query (1.1-1.3 s at 100k papers)
-    # while a scan of the generation's float32 vectors takes ~30-40 ms there: `make bench-scale`
+    # while a scan of the generation's float32 vectors takes ~90 ms there: `make bench-scale`
     dense_search: Literal["auto", "hnsw", "exact"] = Field(
         "auto", description="Dense search: hnsw = Chroma's graph; exact = a scan of the index's stored vectors; "
         "auto = exact in one-question commands (`rag ask`, `rag search`) on the embedded store, else hnsw.")
