@@ -133,7 +133,7 @@ def test_filtered_dense_scores_are_the_same_window_by_window(small_settings, mon
     np.testing.assert_allclose(lex.similarities(rows, qvec), np.asarray(lex.vectors[rows], dtype=np.float32) @ qvec,
                                rtol=1e-6)
     assert lex.similarities(rows[:0], qvec).shape == (0,)
-    every = np.arange(len(lex))  # the whole file (the unfiltered scan) is read by slices
+    every = np.arange(len(lex))  # the whole file (the unfiltered scan) is read, not mapped, window by window
     np.testing.assert_allclose(lex.similarities(every, qvec), np.asarray(lex.vectors, dtype=np.float32) @ qvec,
                                rtol=1e-6)
 

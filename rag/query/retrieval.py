@@ -145,8 +145,10 @@ class Retriever:
         self.exact = settings.dense_search == "exact"
         if not self.exact:
             self._opening = start(lambda: store.open_collection(settings, self.name), "chroma-open")
-        elif not settings.chroma_host:  # Chroma is never opened: still name a damaged store (~1 ms)
-            store_health.precheck(settings, settings.data_dir / "chroma")
+        else:  # the scan reads every vector: have the kernel start on that while MiniLM loads
+            start(self.lex.prefetch_vectors, "vectors-prefetch")
+            if not settings.chroma_host:  # Chroma is never opened: still name a damaged store (~1 ms)
+                store_health.precheck(settings, settings.data_dir / "chroma")
 
     @property
     def collection(self):
