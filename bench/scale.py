@@ -240,14 +240,20 @@ def _ask_once(settings, question: str, chroma_port: int | None = None, extra: di
     return run_timed(["-m", "rag", "ask", question, "--backend", "extractive"], env).first_byte_s
 
 
-def paired_ask(settings, seeds, chroma_port: int | None = None, extra: dict | None = None) -> tuple[dict, dict]:
+def paired_ask(settings, seeds, chroma_port: int | None = None, extra: dict | None = None,
+               evict: bool = False) -> tuple[dict, dict]:
     """`ask` timings on this corpus and on the seed corpus, alternating question by question. A
     baseline taken once at the start drifts with the machine's load: in one run it was measured
     beside another job (3.32 s) and made the 100k corpus look 1.05x. Paired, both see the same load.
-    The seed runs use the default settings; `extra` applies to this corpus's runs."""
+    The seed runs use the default settings; `extra` applies to this corpus's runs. `evict`: each
+    run after its corpus's index files left the page cache (`drop_cached`), once per question."""
     ours, base = [], []
-    for q in questions()[:ASK_QUESTIONS] * ASK_ROUNDS:
+    for q in questions()[:ASK_QUESTIONS] * (1 if evict else ASK_ROUNDS):
+        if evict:
+            drop_cached(seeds.data_dir)
         base.append(_ask_once(seeds, q))
+        if evict:
+            drop_cached(settings.data_dir)
         ours.append(_ask_once(settings, q, chroma_port, extra))
     return {**summary(ours), "pair_ratio_p50": float(np.median(np.divide(ours, base)))}, summary(base)
 
@@ -260,17 +266,6 @@ def drop_cached(data_dir: Path) -> None:
         if path.is_file():
             with open(path, "rb") as f:
                 os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-
-
-def paired_cold_ask(settings, seeds) -> tuple[dict, dict]:
-    """`paired_ask` with both corpora's index files evicted before each run."""
-    ours, base = [], []
-    for q in questions()[:ASK_QUESTIONS]:
-        drop_cached(seeds.data_dir)
-        base.append(_ask_once(seeds, q))
-        drop_cached(settings.data_dir)
-        ours.append(_ask_once(settings, q))
-    return {**summary(ours), "pair_ratio_p50": float(np.median(np.divide(ours, base)))}, summary(base)
 
 
 def ask_via_server(settings, seeds) -> tuple[dict, dict]:
@@ -329,7 +324,7 @@ def run_size(n: int, root: Path, sents, vecs, seeds) -> dict:
     res["recall@10"] = recall_at_10(settings, matrix)  # {filter name: recall}
     res["ask_sources_s"], res["ask_sources_seeds_s"] = paired_ask(settings, seeds)
     res["ask_vs_seeds"] = res["ask_sources_s"]["p50"] / res["ask_sources_seeds_s"]["p50"]
-    res["ask_cold_s"], res["ask_cold_seeds_s"] = paired_cold_ask(settings, seeds)
+    res["ask_cold_s"], res["ask_cold_seeds_s"] = paired_ask(settings, seeds, evict=True)
     res["ask_cold_vs_seeds"] = res["ask_cold_s"]["p50"] / res["ask_cold_seeds_s"]["p50"]
     res["ask_hnsw_s"], res["ask_hnsw_seeds_s"] = paired_ask(settings, seeds, extra=HNSW)
     res["ask_hnsw_vs_seeds"] = res["ask_hnsw_s"]["p50"] / res["ask_hnsw_seeds_s"]["p50"]

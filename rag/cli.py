@@ -33,7 +33,7 @@ def _settings():
 def _one_question_settings():
     """Settings of a command that answers one question and exits (`ask`, `search`): with
     RAG_DENSE_SEARCH=auto its dense search scans the stored vectors rather than load the embedded
-    store's whole HNSW graph for a single query (1.1-1.3 s at 100k papers, the scan ~90 ms).
+    store's whole HNSW graph for a single query (1.1-1.3 s at 100k papers, the scan 50-150 ms).
     A Chroma server keeps its graph loaded: there a query costs milliseconds, a scan grows with the corpus."""
     settings = _settings()
     if settings.dense_search == "auto" and not settings.chroma_host:

@@ -246,16 +246,15 @@ class FileSlices:
     order (`Lexicon.similarities`). numpy has no positional read of a slice, hence this small class."""
 
     def __init__(self, array: np.ndarray):
-        self.dtype, self._shape = array.dtype, array.shape
-        self._row = int(np.prod(array.shape[1:], dtype=np.int64))  # items a row
+        self.dtype = array.dtype
+        self._row = int(np.prod(array.shape[1:], dtype=np.int64))  # items a row (1 for postings)
         self._file = open(array.filename, "rb", buffering=0)
         self._offset = array.offset
 
     def __getitem__(self, span: slice) -> np.ndarray:
-        """Rows start..stop (of a 1-D array: items) as an array of its own."""
-        size = self.dtype.itemsize * self._row
+        size = self.dtype.itemsize
         data = os.pread(self._file.fileno(), (span.stop - span.start) * size, self._offset + span.start * size)
-        return np.frombuffer(data, dtype=self.dtype).reshape(-1, *self._shape[1:])
+        return np.frombuffer(data, dtype=self.dtype)
 
     def read_into(self, start: int, out: np.ndarray) -> np.ndarray:
         """Rows start..start+len(out) read into `out` (of this array's dtype and row shape)."""
