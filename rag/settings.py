@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     max_answer_tokens: int = Field(160, ge=16, le=4096, description="Longest answer the Ollama model may write.")
     small_answer_tokens: int = Field(80, ge=16, le=1024, description="Longest answer the embedded model may write "
                                      "(it rambles and invents past two sentences).")
-    sources_in_prompt: int = Field(3, ge=1, le=10, description="Papers whose evidence goes into the prompt.")
+    # 4 lets a multi-paper answer draw on its shape's four papers; the other shapes take 1-2
+    sources_in_prompt: int = Field(4, ge=1, le=10, description="Most papers whose evidence goes into the prompt.")
     # 320 -> 200 on dev: prompt 295 -> 251 tokens (~0.6 s less to the first token), model sentences
     # backed 0.90 -> 0.94, key-fact recall 0.888 -> 0.873 (one question); evals/reports/prompt-variants.md
     evidence_tokens: int = Field(200, ge=50, le=16384, description="Token budget for evidence in the embedded "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
 import rag
 from rag.answer.pipeline import _checked, _declined, prepare
 from rag.answer.shape import asks_for_name, classify, sub_questions
-from rag.query.evidence import score_sentences, wants_number
+from rag.query.evidence import score_sentences, select, wants_number
 from rag.query.retrieval import search
 
 from test_answer import _check_guarantees
@@ -212,3 +213,15 @@ def test_each_part_of_a_compound_question_brings_its_own_best_sentence(corpus_se
     with_parts, plain = _scored_with_and_without(q, "PART_BONUS", corpus_settings, monkeypatch)
     lifted = [s.pos for s, p in zip(with_parts, plain) if s.rank > p.rank]
     assert 1 <= len(lifted) <= len(sub_questions(q))  # one best sentence per part, per paper
+
+
+def test_a_runner_up_both_retrievers_rank_high_is_kept(corpus_settings):
+    hits = search(REFUSAL_Q, k=4, settings=corpus_settings)
+    ranked = [replace(h, bm25_rank=None, dense_rank=None) for h in hits]
+    strict = dict(budget=1000, papers=4, within=0.0, score_ratio=1.01)  # the old rule keeps only the top
+    assert [s.hit.paper_id for s in select(REFUSAL_Q, ranked, **strict, agree=3)] == [hits[0].paper_id]
+    ranked[2] = replace(ranked[2], bm25_rank=3, dense_rank=2)
+    ranked[3] = replace(ranked[3], bm25_rank=1, dense_rank=4)  # one list alone is not agreement
+    kept = [s.hit.paper_id for s in select(REFUSAL_Q, ranked, **strict, agree=3)]
+    assert kept == [hits[0].paper_id, hits[2].paper_id]
+    assert len(select(REFUSAL_Q, ranked, **strict, agree=0)) == 1

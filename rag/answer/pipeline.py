@@ -118,7 +118,8 @@ def prepare(question: str, *, history=None, backend: str | None = None, model: s
     hits = pinned + [h for h in hits if h.paper_id not in {p.paper_id for p in pinned}]
     papers = min(shape.papers, settings.sources_in_prompt)
     sources = ev.select(question, hits, settings.ollama_evidence_tokens, papers, shape.within,
-                        max(PER_PAPER, shape.quotes), shape.score_ratio, shape.claim_bonus, pinned=len(pinned))
+                        max(PER_PAPER, shape.quotes), shape.score_ratio, shape.claim_bonus, pinned=len(pinned),
+                        agree=shape.agree)
     prep = Prepared(question, query, hits, sources, shape, settings, [], started)
     if not hits and filters is not None and filters.active():  # the filters, not the question, found nothing
         prep.notes.append(f"no paper matches the filters ({_described(filters)}); widen or remove them "
