@@ -46,7 +46,8 @@ def _table(header: list[str], rows: list[list]) -> str:
 def summary_markdown(results: dict) -> str:
     agg, meta = results["aggregates"], results["meta"]
     parts = [f"# Eval summary\n\n{meta['questions']} questions from `{meta.get('gold')}` (split "
-             f"{meta.get('split')}), {meta['date']}, {meta['seconds']} s.\n"]
+             f"{meta.get('split')}), {meta['date']}, {meta['seconds']} s.\n"
+             + (f"\nNot all answers are from this run: {meta['replayed']}.\n" if meta.get("replayed") else "")]
     parts.append("## Retrieval (overall)\n\n" + _table(
         ["mode", *RETRIEVAL_KEYS, "n"],
         [[mode, *[a["overall"][k] for k in RETRIEVAL_KEYS], a["overall"]["n"]] for mode, a in agg["retrieval"].items()]))
