@@ -252,6 +252,7 @@ class FileSlices:
         self._offset = array.offset
 
     def __getitem__(self, span: slice) -> np.ndarray:
+        """Items start..stop of a 1-D array (the postings); rows of a table go through `read_into`."""
         size = self.dtype.itemsize
         data = os.pread(self._file.fileno(), (span.stop - span.start) * size, self._offset + span.start * size)
         return np.frombuffer(data, dtype=self.dtype)
