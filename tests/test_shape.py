@@ -32,6 +32,10 @@ from test_answer import _check_guarantees
     # asked of the whole collection, even without "papers"
     ("How does entropy come up in the training of LLMs across the collection?", "multi"),
     ("Does anything here test whether LLMs can detect sarcasm?", "multi"),
+    ("Are there methods where several LLM agents work together to make training data?", "multi"),
+    ("Is there evidence in the collection that models learn skills in a staged order?", "multi"),
+    ("Is there an offline goal-conditioned RL paper that stitches trajectories?", "which_paper"),
+    ("Is there a way to make the base model smaller?", "fact"),
     # a count of anything but papers is a detail of one paper
     ("Which three question-answering datasets were used to evaluate MindMap?", "fact"),
     ("How many essays were graded in the study comparing four language models?", "fact"),
