@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import rag
-from rag.answer.pipeline import UNSUPPORTED_MARK, _checked, _connect, ask_stream, messages_for, prepare
+from rag.answer.pipeline import UNSUPPORTED_MARK, _checked, _connect, _model_sentences, ask_stream, messages_for, prepare
 from rag.answer.citations import supports
 from rag.errors import InputError
 from rag.query.evidence import metadata_text
@@ -175,3 +175,16 @@ def test_auto_falls_back_to_the_embedded_model_and_says_why(corpus_settings):
     a = rag.ask(MULTILINGUAL_Q, settings=corpus_settings)  # Ollama points at a closed port
     assert a.backend == "llamacpp"
     assert any("ollama serve" in n for n in a.notes)
+
+
+@pytest.mark.parametrize("raw,expected", [
+    # a pointer's citations go to the sentence before it
+    ("AsyncFlow speeds up training 1.59x [1]. This mechanism is described in [2].", [[1, 2]]),
+    ("AsyncFlow speeds up training 1.59x [1]. Papers that look at this include [2] and [3].", [[1, 2, 3]]),
+    # a verb that states a finding is a claim of its own
+    ("AsyncFlow speeds up training 1.59x [1]. Streaming was shown to help throughput [2].", [[1], [2]]),
+    ("AsyncFlow speeds up training 1.59x [1]. This is not described in [2].", [[1], [2]]),
+])
+def test_sentences_that_only_point_at_sources(raw, expected):
+    written, _ = _model_sentences(raw, 3)
+    assert [cites for _, cites in written] == expected

@@ -295,12 +295,32 @@ def test_a_negative_answer_to_a_yes_no_question_is_not_an_echo(corpus_settings, 
     assert answer.kind == "fact" and not answer.abstained  # an echo would count as declining
 
 
-def test_a_sentence_that_only_points_at_a_source_cites_for_the_one_before(corpus_settings, fake):
-    fake.reply = "The position paper examined over 2,000 multilingual benchmarks. This is described in [1]."
+@pytest.mark.parametrize("pointer", ["This is described in [1].", "This is supported by [1].",
+                                     "This benchmark collection is described in [1].", "See [1] for details."])
+def test_a_sentence_that_only_points_at_a_source_cites_for_the_one_before(corpus_settings, fake, pointer):
+    fake.reply = f"The position paper examined over 2,000 multilingual benchmarks. {pointer}"
     answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
     lead = [s for s in answer.sentences if s.origin == "model"]
     assert [s.cites for s in lead] == [[1]] and lead[0].supported and not lead[0].attributed
     assert answer.unverified == [] and answer.model_supported_share == 1.0
+
+
+def test_a_yes_restating_a_question_about_what_exists_is_not_a_claim(corpus_settings, fake):
+    """Asked "are there papers that …", "Yes, there are papers that …" restates the question: the
+    cited paper's evidence block answers it, and nothing unverifiable is left over."""
+    question = "Are there papers that teach language models to refuse questions they do not know the answer to?"
+    fake.reply = "Yes, there are papers that teach language models to refuse questions they do not know the answer to [1]."
+    answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake, abstain_unbacked_below=0.0))
+    assert answer.kind == "multi" and not answer.abstained
+    assert answer.model_sentences == [] and answer.citations
+
+
+def test_a_yes_answering_whether_something_holds_is_a_claim(corpus_settings, fake):
+    question = "Does the position paper on multilingual evaluation find that translated benchmarks suffice?"
+    fake.reply = "Yes, the position paper on multilingual evaluation finds that translated benchmarks suffice [1]."
+    answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake, abstain_declined_below=0.0))
+    # the "Yes" is what the answer claims: it is checked, not dropped as a restatement
+    assert [s.text[:4] for s in answer.model_sentences] == ["Yes,"]
 
 
 def test_a_which_paper_answer_that_echoes_the_question_shows_the_cited_paper(corpus_settings, fake):

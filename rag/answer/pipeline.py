@@ -48,9 +48,20 @@ _ANAPHORA = re.compile(r"\b(it|its|they|their|them|the authors|(this|that|these|
 
 # What the model writes that is not a claim to check (_model_sentences, _echoes, _no_number).
 # A sentence made only of these words points at a source and claims nothing ("This is described in
-# [1].", "It is [1].", "See [2] for details."): its citations belong to the sentence before it.
+# [1].", "It is [1].", "See [2] for details.", "Papers that look at this include [1] and [2]."): its
+# citations belong to the sentence before it.
 _REFERENCE_WORDS = content_stems("described mentioned discussed reported presented stated explained detailed "
-                                 "details see refer referred referenced source sources according")
+                                 "details see refer referred referenced source sources according look looks "
+                                 "include includes")
+# "This is supported by [1].", "This mechanism is described in [1].": pointers whose subject is what
+# the sentence before said (verbs like "shown" claim something elsewhere: "CoT was shown to help")
+_POINTER = re.compile(r"^\s*(this|these|that|those|it|they)(\s+[\w-]+){0,2}?\s+(is|are|was|were)\s+(\w+)\s+(in|by)\W*$",
+                      re.I)
+_POINTER_VERBS = _REFERENCE_WORDS | content_stems("supported shown demonstrated covered introduced proposed found")
+# Asked whether something exists ("Are there methods that …", "Has X been used to …"), the model's
+# "Yes, there are methods that …" restates the question; the evidence blocks show whether it holds
+_EXISTS = re.compile(r"^\s*(are|is) there\b|\b(does|do|is) anything\b"
+                     r"|^\s*(has|have)\b.*\bbeen (used|applied|tried|explored|studied|proposed|investigated)\b", re.I)
 # stop words for the content check, but an answer to "Does X help?" that adds one of them says something
 _POLARITY = re.compile(r"\b(yes|no|not|never|none|neither|nor|cannot|\w+n't)\b", re.I)
 # quantities written without digits: "by up to an order of magnitude", "halves", "twice as fast"
@@ -502,11 +513,24 @@ def _model_sentences(raw: str, n_sources: int) -> tuple[list[tuple[str, list[int
         for part in answer_sentences(line):
             marked = parse_markers(part, n_sources)
             removed += [n for n in marked.removed if n not in removed]
-            if out and not content_stems(marked.text) - _REFERENCE_WORDS and not _POLARITY.search(marked.text):
+            if out and _points(marked.text):
                 out[-1][1].extend(n for n in marked.cited if n not in out[-1][1])
             elif marked.text.strip(" .,;:-") and marked.text not in {t for t, _ in out}:  # small models loop
                 out.append((marked.text, marked.cited))
     return out, removed
+
+
+def _points(text: str) -> bool:
+    """Does the sentence (its citation markers removed) only point at its sources?"""
+    pointer = _POINTER.match(text)
+    if pointer and content_stems(pointer.group(4)) <= _POINTER_VERBS:
+        return True
+    return not content_stems(text) - _REFERENCE_WORDS - _PAPER_WORDS and not _POLARITY.search(text)
+
+
+def _affirmed(text: str, question: str) -> str:
+    """`text` without a leading "Yes," when the question asks whether something exists."""
+    return re.sub(r"^\s*yes\b\W*", "", text, flags=re.I) if _EXISTS.search(question) else text
 
 
 def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
@@ -516,7 +540,8 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     written = [(text, cites) for text, cites in written if not _refuses(text)]  # "[3] NOT FOUND" claims nothing
     # Asked "which paper …", the model often answers by echoing the question with a citation ("The
     # paper that trains … is [1]"): the citation is the answer, and the paper's block below shows it.
-    echoes = [w for w in written if prep.shape.kind != "fact" and w[1] and _echoes(w[0], prep.retrieval_query)]
+    echoes = [w for w in written if prep.shape.kind != "fact" and w[1]
+              and _echoes(_affirmed(w[0], prep.retrieval_query), prep.retrieval_query)]
     checked = [_check_sentence(text, cites, by_n) for text, cites in written if (text, cites) not in echoes]
     lead = [s for s in checked if s.supported]
     cited = {n for s in lead for n in s.cites} | {n for _, cites in echoes for n in cites}
