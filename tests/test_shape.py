@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 import rag
-from rag.answer.pipeline import _checked, _declined, prepare
+from rag.answer.pipeline import _backed_claims, _checked, _declined, prepare
 from rag.answer.shape import asks_for_name, classify, sub_questions
 from rag.query.evidence import score_sentences, select, wants_number
 from rag.query.retrieval import search
@@ -56,6 +56,8 @@ from test_answer import _check_guarantees
     ("Which method was proposed for trimming redundant visual tokens?", "which_paper"),
     ("Which organization is behind the paper on RL as a pretraining objective?", "metadata"),
     ("When was the SciBench paper published?", "metadata"),
+    ("When did the paper on behaviour handbooks appear?", "metadata"),
+    ("Which marketplace was compromised, and when did the attack happen?", "fact"),
     ("How many authors wrote the multilingual benchmarking position paper?", "metadata"),
     ("Who is the first author of the AsyncFlow paper?", "metadata"),
 ])
@@ -142,6 +144,17 @@ def test_multi_answer_keeps_a_block_per_paper_whichever_the_model_cites(corpus_s
     assert a.sentences[0].origin == "model" and a.sentences[0].supported
     assert [s.cites[0] for s in a.sentences if s.origin == "title"] == [s.n for s in prep.sources]
     _check_guarantees(a)
+
+
+def test_a_title_split_at_its_question_mark_still_only_names_the_paper(corpus_settings):
+    """Over weak evidence, an answer that only names papers abstains; a title with a "?" is split
+    into two sentences, and its second half is no more a claim than the whole."""
+    prep = prepare("Which papers study whether LLMs can learn from their previous mistakes to improve reasoning?",
+                   backend="extractive", settings=corpus_settings)
+    titled = [s for s in prep.sources if "?" in s.hit.title.rstrip("?")]
+    assert prep.shape.kind == "multi" and titled
+    a = _checked(prep, f"[{titled[0].n}] {titled[0].hit.title}", 0.5)
+    assert not _backed_claims(prep, a) and not [s for s in a.sentences if s.origin == "model"]
 
 
 def test_multi_answer_declining_for_one_paper_keeps_the_others(corpus_settings):

@@ -32,10 +32,12 @@ _COUNT = "(two|three|four|five|several|different)"
 # listing and answered with an abstention (rag.answer.pipeline._missing_details).
 _NAMES = re.compile(r"\b(first|last|lead|senior|corresponding) authors?\b|\bwho (is|are|was|were) the authors?\b"
                     r"|\bnames? of the authors\b", re.I)
+# "when was … published" asks for the listing's date; "when did the attack happen" does not
 _METADATA = re.compile(
     r"\b(which|what) (organi[sz]ation|company|lab|institution|group|team)s?\b"
     r"|\bwho (released|published|is behind|wrote|authored|is credited)\b"
-    r"|\bwhen (was|were|did)\b|\bwhat date\b|\bpublished (on|in|when)\b|\bpublication date\b"
+    r"|\bwhen (was|were|did)\b[^?]*\b(published|posted|listed|released|appear(ed|s)?|came out|come out|submitted)\b"
+    r"|\bwhat date\b|\bpublished (on|in|when)\b|\bpublication date\b"
     r"|\bhow many (authors|upvotes)\b|\bupvotes?\b|\bnumber of authors\b|\bcame out first\b", re.I)
 # "X and Y both focus on …" asks about two papers; "puts both the skills and the examples in one
 # prompt" describes one (a blind batch: a which-paper question answered as multi-paper).
