@@ -561,7 +561,12 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
 
 def _names_only(text: str, sources: list[ev.Source]) -> bool:
     """Does the sentence only name papers ("[1] Title A [2] Title B")? The 1.5B model answers
-    "which papers …" that way; leading with the titles run together says nothing the blocks don't."""
+    "which papers …" that way; leading with the titles run together says nothing the blocks don't.
+    A piece of a title counts too: "Can LLMs Learn from Previous Mistakes? Investigating …" is
+    split into two sentences at its question mark."""
+    piece = text.strip(" .,;:").lower()
+    if piece and any(piece in s.hit.title.lower() for s in sources):
+        return True
     return not content_stems(_without_titles(text, sources)) - _PAPER_WORDS
 
 
