@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     top_k: int = Field(8, ge=1, le=50, description="Papers returned by search / considered by ask.")
     candidates: int = Field(40, ge=5, le=1000, description="Chunks each retriever contributes before fusion.")
     rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal-rank-fusion constant.")
+    bm25_lead: float = Field(1.4, ge=0.0, le=100.0, allow_inf_nan=False,
+                             description="A paper BM25 scores at least this many times its runner-up leads the "
+                                         "fused ranking (0 = plain fusion).")
     # a fresh process loads Chroma's whole HNSW graph on its first query (1.1-1.3 s at 100k papers)
     # while a scan of the generation's float32 vectors takes ~90 ms there: `make bench-scale`
     dense_search: Literal["auto", "hnsw", "exact"] = Field(

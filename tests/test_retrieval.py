@@ -112,3 +112,28 @@ def test_an_rrf_tie_goes_to_the_paper_bm25_ranks_higher():
     assert [f["prow"] for f in fused] == [7, 3] and fused[0]["score"] == fused[1]["score"]
     mirrored = _fuse({"bm25": [(5, 50, 9.0), (2, 20, 8.0)], "dense": [(2, 21, 0.6), (5, 51, 0.5)]}, 60)
     assert [f["prow"] for f in mirrored] == [5, 2]
+
+
+def test_a_paper_bm25_singles_out_leads_the_fusion():
+    """BM25 scores one paper far above the rest; dense search ranks it nowhere: it still comes first,
+    with the best fused score, and a close BM25 call leaves the plain fusion alone."""
+    from rag.query.retrieval import _fuse, _lead
+
+    lists = {"bm25": [(7, 70, 30.0), (3, 30, 12.0), (4, 40, 11.0)],
+             "dense": [(3, 31, 0.6), (4, 41, 0.5), (9, 90, 0.4)]}
+    fused = _fuse(lists, 60)
+    assert fused[0]["prow"] == 3  # in both lists: plain fusion puts it first
+    led = _lead(fused, lists["bm25"], 1.4)
+    assert [f["prow"] for f in led][:2] == [7, 3] and led[0]["score"] == led[1]["score"]
+    assert _lead(fused, lists["bm25"], 3.0) == fused and _lead(fused, lists["bm25"], 0.0) == fused
+
+
+def test_a_paraphrase_dense_search_misses_is_found_by_its_rare_words(corpus_settings):
+    question = ("Which paper reports a model that selectively complies with its training objective while it "
+                "believes it is being trained, and tries to copy out its own weights when given the chance?")
+    dense = [h.title for h in rag.search(question, k=10, mode="dense", settings=corpus_settings)]
+    assert "Alignment faking in large language models" not in dense[:5]  # the case this is about
+    hits = rag.search(question, k=3, settings=corpus_settings)
+    assert hits[0].title == "Alignment faking in large language models"
+    plain = rag.search(question, k=3, settings=corpus_settings.with_overrides(bm25_lead=0.0))
+    assert plain[0].title != hits[0].title

@@ -232,9 +232,11 @@ class Retriever:
                if r >= 0 and (mask is None or mask[r])]
         return out if mask is not None else out[:n]
 
-    def search(self, question: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid") -> list[Hit]:
-        filters = filters or Filters()
-        n = max(self.settings.candidates, k)
+    def search(self, question: str, k: int = 10, filters: Filters | None = None, mode: Mode = "hybrid",
+               settings: Settings | None = None) -> list[Hit]:
+        """`settings` gives the query-time knobs (candidates, fusion); the index is this retriever's."""
+        filters, knobs = filters or Filters(), settings or self.settings
+        n = max(knobs.candidates, k)
         lists = {}
         # each step's mapped pages are dropped before the next touches its own: postings, vectors
         # and ids together peaked ~140 MB above the resident set at 100k papers (`make bench-scale`)
@@ -244,7 +246,8 @@ class Retriever:
         if mode in ("hybrid", "dense"):
             lists["dense"] = self._papers(self.dense_ranking, question, filters, n, k)
             self.lex.release()
-        hits = self._hits(_fuse(lists, self.settings.rrf_k)[:k])
+        fused = _lead(_fuse(lists, knobs.rrf_k), lists.get("bm25"), knobs.bm25_lead)
+        hits = self._hits(fused[:k])
         self.lex.release()
         return hits
 
@@ -313,6 +316,22 @@ def _fuse(lists: dict[str, list[tuple[int, int, float]]], rrf_k: int) -> list[di
     return sorted(fused.values(), key=lambda f: (-f["score"], f["raw"].get("bm25_rank", 1 << 30), f["prow"]))
 
 
+def _lead(fused: list[dict], bm25: list[tuple[int, int, float]] | None, ratio: float) -> list[dict]:
+    """`fused` with BM25's first paper moved to the top when it scores at least `ratio` times
+    BM25's second: the question's own rare words single it out, and dense search, which may not map
+    a paraphrase there at all ("copy out its own weights" for "exfiltrate its weights"), should
+    not bury it at 7th. Dev, ratio 1.4: hit@1 0.847 -> 0.877 (multi-paper 0.735 -> 0.776),
+    recall@5 0.868 -> 0.876, no question type lower; test (known after): hit@1 0.938 -> 0.963."""
+    if not ratio or not bm25 or len(fused) < 2:
+        return fused
+    top, runner_up = bm25[0][2], bm25[1][2] if len(bm25) > 1 else 0.0
+    if top < ratio * runner_up or fused[0]["prow"] == bm25[0][0]:
+        return fused
+    lead = next(f for f in fused if f["prow"] == bm25[0][0])
+    lead = {**lead, "score": fused[0]["score"]}  # it takes the best fused score: scores still descend
+    return [lead] + [f for f in fused if f["prow"] != lead["prow"]]
+
+
 _lock = threading.Lock()
 _cache: dict[tuple, Retriever] = {}
 
@@ -339,4 +358,4 @@ def search(question: str, k: int = 10, *, filters: Filters | None = None, mode: 
         raise InputError("the question is empty; ask something, e.g. rag.search('RL for LLM reasoning')")
     if not isinstance(k, int) or k < 1:
         raise InputError(f"k={k!r} must be a positive whole number")
-    return get_retriever(settings).search(question.strip(), k=k, filters=filters, mode=mode)
+    return get_retriever(settings).search(question.strip(), k=k, filters=filters, mode=mode, settings=settings)
