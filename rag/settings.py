@@ -147,6 +147,13 @@ class Settings(BaseSettings):
             raise ValueError("not a usable path")
         return v.expanduser() if v is not None else None  # `~/x` from a .env or quotes, not a folder named ~
 
+    @field_validator("bm25_lead")
+    @classmethod
+    def _lead(cls, v: float) -> float:
+        if 0 < v < 1:  # "at least half its runner-up" would hold for every question
+            raise ValueError("must be 0 (plain fusion) or at least 1, e.g. 1.4")
+        return v
+
     @field_validator("collection")
     @classmethod
     def _collection(cls, v: str) -> str:

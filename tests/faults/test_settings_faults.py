@@ -29,6 +29,7 @@ BAD = [  # (variable, value, words the message must hold)
     ("RAG_BACKEND", "gpt5", ["auto"]),
     ("RAG_OLLAMA_MODEL", "bad model", ["model name"]),
     ("RAG_EMBED_BATCH", "0", ["greater than or equal to 1"]),
+    ("RAG_BM25_LEAD", "0.5", ["0 (plain fusion) or at least 1"]),
 ]
 
 
