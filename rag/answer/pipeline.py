@@ -28,7 +28,7 @@ from rag.answer.citations import (answer_sentences, best_evidence_sentence, cont
                                   expanded_acronyms, missing_numbers, named_in, parse_markers, supports, values_in)
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
                                 SMALL_RULES, TASKS, USER)
-from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, asks_for_name, classify
+from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, asks_for_name, asks_whether_exists, classify
 from rag.answer.types import Answer, Citation, Sentence
 from rag.errors import InputError, RagError
 from rag.llm.base import BACKENDS, ChatBackend, get_backend
@@ -58,10 +58,6 @@ _REFERENCE_WORDS = content_stems("described mentioned discussed reported present
 _POINTER = re.compile(r"^\s*(this|these|that|those|it|they)(\s+[\w-]+){0,2}?\s+(is|are|was|were)\s+(\w+)\s+(in|by)\W*$",
                       re.I)
 _POINTER_VERBS = _REFERENCE_WORDS | content_stems("supported shown demonstrated covered introduced proposed found")
-# Asked whether something exists ("Are there methods that …", "Has X been used to …"), the model's
-# "Yes, there are methods that …" restates the question; the evidence blocks show whether it holds
-_EXISTS = re.compile(r"^\s*(are|is) there\b|\b(does|do|is) anything\b"
-                     r"|^\s*(has|have)\b.*\bbeen (used|applied|tried|explored|studied|proposed|investigated)\b", re.I)
 # stop words for the content check, but an answer to "Does X help?" that adds one of them says something
 _POLARITY = re.compile(r"\b(yes|no|not|never|none|neither|nor|cannot|\w+n't)\b", re.I)
 # quantities written without digits: "by up to an order of magnitude", "halves", "twice as fast"
@@ -529,8 +525,9 @@ def _points(text: str) -> bool:
 
 
 def _affirmed(text: str, question: str) -> str:
-    """`text` without a leading "Yes," when the question asks whether something exists."""
-    return re.sub(r"^\s*yes\b\W*", "", text, flags=re.I) if _EXISTS.search(question) else text
+    """`text` without a leading "Yes," when the question asks whether something exists: the model's
+    "Yes, there are methods that …" then restates it, and the evidence blocks show whether it holds."""
+    return re.sub(r"^\s*yes\b\W*", "", text, flags=re.I) if asks_whether_exists(question) else text
 
 
 def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:

@@ -122,6 +122,16 @@ _NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:(?!" + _OTHER
 _AUX_BEFORE = re.compile(r"\b(is|are|was|were|do|does|did|has|have|had|can|could|will|would)\s+\S+$", re.I)
 
 
+# "Are there methods that …", "does anything here …", "has X been used to …" ask whether something
+# exists; "Does X help?" asks whether something holds
+_EXISTS = re.compile(r"^\s*(are|is) there\b|\b(does|do|is) anything\b"
+                     r"|^\s*(has|have)\b.*\bbeen (used|applied|tried|explored|studied|proposed|investigated)\b", re.I)
+
+
+def asks_whether_exists(question: str) -> bool:
+    return bool(_EXISTS.search(question))
+
+
 def asks_for_name(question: str) -> bool:
     """Does the question ask for something answered by its name (a model, a dataset …)?"""
     return any(not _AUX_BEFORE.search(m.group(0)) for m in _NAMED_THINGS.finditer(question))
