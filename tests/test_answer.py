@@ -187,4 +187,4 @@ def test_auto_falls_back_to_the_embedded_model_and_says_why(corpus_settings):
 ])
 def test_sentences_that_only_point_at_sources(raw, expected):
     written, _ = _model_sentences(raw, 3)
-    assert [cites for _, cites in written] == expected
+    assert [cites for _, cites, _ in written] == expected

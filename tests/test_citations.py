@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.citations import (answer_sentences, entities_in, expanded_acronyms, missing_numbers, parse_markers,
-                                  supports)
+from rag.answer.citations import (answer_sentences, entities_in, expanded_acronyms, missing_numbers, name_markers,
+                                  parse_markers, short_name, supports)
 
 # Recorded shapes of SmolLM2 / llama3 outputs (3 numbered sources).
 @pytest.mark.parametrize("raw,cited,removed", [
@@ -35,6 +35,36 @@ def test_marker_after_full_stop_stays_with_its_sentence():
 
 EVIDENCE = ("This position paper examines over 2,000 multilingual (non-English) benchmarks from 148 countries, "
             "published between 2021 and 2024.")
+
+
+def test_a_marker_that_starts_the_next_sentence_as_its_subject_stays_there():
+    assert answer_sentences("Both use analogies [1]. [2] reports a 10% gain.") == [
+        "Both use analogies [1].", "[2] reports a 10% gain."]
+
+
+NAMES = {1: "Thought Propagation", 2: "MetaLadder"}
+
+
+@pytest.mark.parametrize("raw,text", [
+    # a marker used as a noun keeps its paper's name once the marker is taken out
+    ("[1] and [2] both use analogous problems.", "Thought Propagation and MetaLadder both use analogous problems."),
+    ("Yes, [2] restates the problem.", "Yes, MetaLadder restates the problem."),
+    ("TP solves related problems, while [2] recalls them.", "TP solves related problems, while MetaLadder recalls them."),
+    ("Accuracy rises 10%, according to [2].", "Accuracy rises 10%, according to MetaLadder."),
+    ("[2]'s gain is 10%.", "MetaLadder's gain is 10%."),
+    # a marker as a citation stays a citation
+    ("Accuracy rises 10% [2] and cost falls [1].", "Accuracy rises 10% and cost falls."),
+    ("[1] Thought Propagation: An Analogical Approach", "Thought Propagation: An Analogical Approach"),
+    ("MetaLadder [2] restates the problem.", "MetaLadder restates the problem."),
+])
+def test_markers_used_as_nouns_name_their_paper(raw, text):
+    assert parse_markers(name_markers(raw, NAMES), 2).text == text
+
+
+def test_a_short_name_is_the_title_before_its_colon_and_a_question_is_quoted():
+    assert short_name("MetaLadder: Ascending Mathematical Solution Quality") == "MetaLadder"
+    assert short_name("Are Reasoning Models More Prone to Hallucination?") == \
+        "“Are Reasoning Models More Prone to Hallucination?”"
 
 
 def test_supported_sentence():

@@ -305,11 +305,25 @@ def test_a_sentence_that_only_points_at_a_source_cites_for_the_one_before(corpus
     assert answer.unverified == [] and answer.model_supported_share == 1.0
 
 
-def test_a_yes_restating_a_question_about_what_exists_is_not_a_claim(corpus_settings, fake):
+def test_a_source_number_used_as_a_subject_is_shown_as_the_papers_name(corpus_settings, fake):
+    fake.reply = "[1] examines over 2,000 multilingual benchmarks."
+    answer = rag.ask(Q, backend="ollama", settings=_settings(corpus_settings, fake))
+    lead = [s for s in answer.sentences if s.origin == "model"]
+    title = answer.citations[0].title
+    assert lead[0].supported and lead[0].cites == [1] and lead[0].text.startswith(title.split(":")[0])
+    assert answer.text.startswith(lead[0].text)  # not "examines over 2,000 …" without its subject
+
+
+@pytest.mark.parametrize("question,reply", [
+    ("Are there papers that teach language models to refuse questions they do not know the answer to?",
+     "Yes, there are papers that teach language models to refuse questions they do not know the answer to [1]."),
+    ("Has anyone taught language models to refuse questions they do not know the answer to?",  # uncited
+     "Yes, language models have been taught to refuse questions they do not know the answer to."),
+])
+def test_a_yes_restating_a_question_about_what_exists_is_not_a_claim(corpus_settings, fake, question, reply):
     """Asked "are there papers that …", "Yes, there are papers that …" restates the question: the
-    cited paper's evidence block answers it, and nothing unverifiable is left over."""
-    question = "Are there papers that teach language models to refuse questions they do not know the answer to?"
-    fake.reply = "Yes, there are papers that teach language models to refuse questions they do not know the answer to [1]."
+    evidence blocks answer it, and nothing unverifiable is left over."""
+    fake.reply = reply
     answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake, abstain_unbacked_below=0.0))
     assert answer.kind == "multi" and not answer.abstained
     assert answer.model_sentences == [] and answer.citations

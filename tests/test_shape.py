@@ -33,6 +33,8 @@ from test_answer import _check_guarantees
     ("How does entropy come up in the training of LLMs across the collection?", "multi"),
     ("Does anything here test whether LLMs can detect sarcasm?", "multi"),
     ("Are there methods where several LLM agents work together to make training data?", "multi"),
+    ("Has anyone used curriculum learning to train models on audio?", "multi"),
+    ("Does any paper here evaluate LLM agents in text adventure games?", "multi"),
     ("Is there evidence in the collection that models learn skills in a staged order?", "multi"),
     ("Is there an offline goal-conditioned RL paper that stitches trajectories?", "which_paper"),
     ("Is there a way to make the base model smaller?", "fact"),

@@ -62,16 +62,46 @@ def parse_markers(text: str, n_sources: int) -> Marked:
         return ""
 
     clean = MARKER.sub(take, text)
-    clean = re.sub(r"\s+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", clean)).strip()
+    clean = re.sub(r"\s+([.,;:!?]|'s\b)", r"\1", re.sub(r"[ \t]{2,}", " ", clean)).strip()
     return Marked(clean, cited, removed)
 
 
+# A marker the model used as a noun: a sentence's subject ("[2] finds …", "Yes, [1] introduces …",
+# "while [2] uses …") or a preposition's object ("according to [3]."). Taken out like a citation,
+# it would leave "while uses …"; it names its paper instead.
+_SUBJECT_BEFORE = re.compile(r"(?:^|\b(?:yes|no|and|while|whereas|but|both|example|instance)\W*|,)$", re.I)
+_SUBJECT_AFTER = re.compile(r"\s+(?:also\s+|both\s+)?[a-z]|'s\b")
+_OBJECT_BEFORE = re.compile(r"\b(?:in|from|according to)$", re.I)
+_OBJECT_AFTER = re.compile(r"\s*(?:[.,;]|$)")
+
+
+def short_name(title: str) -> str:
+    """What a paper is called in a sentence: its title up to a colon ("MetaLadder"), quoted when
+    the title is itself a question (its "?" would end the sentence)."""
+    head = title.split(":")[0].strip() if ":" in title else title.strip()
+    return f"“{head}”" if "?" in head else head
+
+
+def name_markers(text: str, names: dict[int, str]) -> str:
+    """`text` with each single-source marker used as a noun preceded by that source's name
+    ("[2] finds X" -> "MetaLadder [2] finds X"); a name already in the sentence is not repeated."""
+    def named(m: re.Match) -> str:
+        name = names.get(int(m.group(1)))
+        before, after = text[:m.start()].rstrip(), text[m.end():]
+        noun = (_SUBJECT_BEFORE.search(before) and _SUBJECT_AFTER.match(after)
+                or _OBJECT_BEFORE.search(before) and _OBJECT_AFTER.match(after))
+        return f"{name} {m.group(0)}" if noun and name and name.lower() not in text.lower() else m.group(0)
+
+    return re.sub(r"\[(\d+)\]", named, text)
+
+
 def answer_sentences(text: str) -> list[str]:
-    """Sentences of an answer, with a marker that trails a full stop kept on its sentence."""
+    """Sentences of an answer, with a marker that trails a full stop kept on its sentence (but not
+    one that is the next sentence's subject: "… problems. [2] reports that …")."""
     out: list[str] = []
     for s in split_sentences(text.replace("\n", " ")):
         lead = re.match(r"^((?:\s*(?:\[[^\]]*\]|【[^】]*】))+)\s*(.*)$", s)
-        if lead and out:
+        if lead and out and not re.match(r"[a-z]", lead.group(2)):
             out[-1] += " " + lead.group(1).strip()
             s = lead.group(2)
         if s.strip():

@@ -25,7 +25,8 @@ from typing import Iterator
 
 from rag.answer import compose
 from rag.answer.citations import (answer_sentences, best_evidence_sentence, content_stems, entities_in,
-                                  expanded_acronyms, missing_numbers, named_in, parse_markers, supports, values_in)
+                                  expanded_acronyms, missing_numbers, name_markers, named_in, parse_markers, short_name,
+                                  supports, values_in)
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
                                 SMALL_RULES, TASKS, USER)
 from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, asks_for_name, asks_whether_exists, classify
@@ -433,8 +434,8 @@ def _no_name(prep: Prepared, answer: Answer) -> bool:
 def _restates(prep: Prepared, answer: Answer) -> bool:
     """The answer to a fact question only echoes the question: the model found no answer ("The
     three datasets used to evaluate MindMap are [1], [2], and [3]")."""
-    said = _said(answer)
-    return bool(said) and _echoes(said, prep.retrieval_query)
+    said = _without_titles(_said(answer), prep.sources)
+    return bool(said.strip()) and _echoes(said, prep.retrieval_query)
 
 
 def _echoes(text: str, question: str) -> bool:
@@ -477,7 +478,7 @@ def _declined(prep: Prepared, raw: str) -> bool:
     declines anywhere counts as a refusal: half an answer to a fact question is usually a guess."""
     if prep.shape.kind != "multi":
         return not raw.strip() or _refuses(raw)
-    return all(_refuses(text) for text, _ in _model_sentences(raw, len(prep.sources))[0])
+    return all(_refuses(text) for text, _, _ in _model_sentences(raw, len(prep.sources))[0])
 
 
 def _timings(prep: Prepared, first: float | None) -> dict:
@@ -500,9 +501,12 @@ def _check_sentence(text: str, cites: list[int], by_n: dict[int, ev.Source]) -> 
     return Sentence(text, [], False, "cites no source and no source backs it")
 
 
-def _model_sentences(raw: str, n_sources: int) -> tuple[list[tuple[str, list[int]]], list[int]]:
-    """(text, cited numbers) per sentence the model wrote, bullets included; and dangling numbers.
-    A sentence that only points at sources adds its citations to the sentence before it."""
+def _model_sentences(raw: str, n_sources: int, names: dict[int, str] | None = None
+                     ) -> tuple[list[tuple[str, list[int], str]], list[int]]:
+    """(text, cited numbers, shown text) per sentence the model wrote, bullets included; and dangling
+    numbers. A sentence that only points at sources adds its citations to the sentence before it.
+    The shown text keeps a paper's name where a marker was used as a noun ("[2] finds …" -> "MetaLadder
+    finds …"; `names`: number -> name); the text is the sentence as written, markers taken out."""
     out, removed = [], []
     for line in raw.splitlines():
         line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line)
@@ -511,8 +515,10 @@ def _model_sentences(raw: str, n_sources: int) -> tuple[list[tuple[str, list[int
             removed += [n for n in marked.removed if n not in removed]
             if out and _points(marked.text):
                 out[-1][1].extend(n for n in marked.cited if n not in out[-1][1])
-            elif marked.text.strip(" .,;:-") and marked.text not in {t for t, _ in out}:  # small models loop
-                out.append((marked.text, marked.cited))
+                continue
+            shown = parse_markers(name_markers(part, names or {}), n_sources).text
+            if marked.text.strip(" .,;:-") and marked.text not in {t for t, _, _ in out}:  # small models loop
+                out.append((marked.text, marked.cited, shown))
     return out, removed
 
 
@@ -533,15 +539,19 @@ def _affirmed(text: str, question: str) -> str:
 def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     """The model's sentences checked; backed ones lead, the evidence of what they cite follows."""
     by_n = {s.n: s for s in prep.sources}
-    written, removed = _model_sentences(raw, len(prep.sources))
-    written = [(text, cites) for text, cites in written if not _refuses(text)]  # "[3] NOT FOUND" claims nothing
+    names = {s.n: short_name(s.hit.title) for s in prep.sources}
+    written, removed = _model_sentences(raw, len(prep.sources), names)
+    written = [w for w in written if not _refuses(w[0])]  # "[3] NOT FOUND" claims nothing
     # Asked "which paper …", the model often answers by echoing the question with a citation ("The
     # paper that trains … is [1]"): the citation is the answer, and the paper's block below shows it.
-    echoes = [w for w in written if prep.shape.kind != "fact" and w[1]
+    # Asked whether something exists, "Yes, there are methods that <the question>" claims nothing
+    # the evidence blocks do not show, cited or not.
+    echoes = [w for w in written if prep.shape.kind != "fact" and (w[1] or asks_whether_exists(prep.retrieval_query))
               and _echoes(_affirmed(w[0], prep.retrieval_query), prep.retrieval_query)]
-    checked = [_check_sentence(text, cites, by_n) for text, cites in written if (text, cites) not in echoes]
+    checked = [_check_sentence(shown, cites, by_n) for text, cites, shown in written
+               if (text, cites, shown) not in echoes]
     lead = [s for s in checked if s.supported]
-    cited = {n for s in lead for n in s.cites} | {n for _, cites in echoes for n in cites}
+    cited = {n for s in lead for n in s.cites} | {n for _, cites, _ in echoes for n in cites}
     if not lead and prep.shape.kind == "multi":
         prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
     if prep.shape.kind == "multi":  # each paper gets its own block with its title below
@@ -568,9 +578,11 @@ def _names_only(text: str, sources: list[ev.Source]) -> bool:
 
 
 def _without_titles(text: str, sources: list[ev.Source]) -> str:
-    """`text` with every source's title taken out (a title names a paper, it claims nothing)."""
+    """`text` with every source's title, and the short name a marker stands for (`name_markers`),
+    taken out: a title names a paper, it claims nothing."""
     for source in sources:
-        text = re.sub(re.escape(source.hit.title), " ", text, flags=re.I)
+        for name in (source.hit.title, short_name(source.hit.title)):
+            text = re.sub(re.escape(name), " ", text, flags=re.I)
     return text
 
 

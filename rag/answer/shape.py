@@ -47,6 +47,7 @@ _MULTI = re.compile(
     rf"|\b{_COUNT} {_MOD}{_PAPERS}\b|\bacross (the |this )?(papers|collection|corpus)\b"
     r"|\b(does|do|is) anything (here|in (the|this) (corpus|collection))\b"  # "does anything here test …"
     rf"|\bare there (any )?{_MOD}{_MANY}\b"  # "are there methods where …", "are there systems that …"
+    r"|^\s*(has|have) anyone\b|^\s*(does|do) any (papers?|stud(y|ies)|works?)\b"  # "has anyone used …"
     r"|\bevidence (in|from|across) (the |this )?(corpus|collection)\b", re.I)  # "is there evidence in the collection that …"
 # "Which methods teach LLMs to decline …" asks across papers; "which language models did the
 # Thought Propagation experiments use" asks a detail of the one study it points at.
@@ -124,7 +125,8 @@ _AUX_BEFORE = re.compile(r"\b(is|are|was|were|do|does|did|has|have|had|can|could
 
 # "Are there methods that …", "does anything here …", "has X been used to …" ask whether something
 # exists; "Does X help?" asks whether something holds
-_EXISTS = re.compile(r"^\s*(are|is) there\b|\b(does|do|is) anything\b"
+_EXISTS = re.compile(r"^\s*(are|is) there\b|\b(does|do|is) anything\b|^\s*(has|have) anyone\b"
+                     r"|^\s*(does|do) any (papers?|stud(y|ies)|works?|authors?)\b"
                      r"|^\s*(has|have)\b.*\bbeen (used|applied|tried|explored|studied|proposed|investigated)\b", re.I)
 
 
