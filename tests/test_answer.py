@@ -181,6 +181,8 @@ def test_auto_falls_back_to_the_embedded_model_and_says_why(corpus_settings):
     # a pointer's citations go to the sentence before it
     ("AsyncFlow speeds up training 1.59x [1]. This mechanism is described in [2].", [[1, 2]]),
     ("AsyncFlow speeds up training 1.59x [1]. Papers that look at this include [2] and [3].", [[1, 2, 3]]),
+    ("AsyncFlow speeds up training 1.59x [1]. This is supported by [1] and [2].", [[1, 2]]),
+    ("AsyncFlow speeds up training 1.59x. The source number is [2].", [[2]]),
     # a verb that states a finding is a claim of its own
     ("AsyncFlow speeds up training 1.59x [1]. Streaming was shown to help throughput [2].", [[1], [2]]),
     ("AsyncFlow speeds up training 1.59x [1]. This is not described in [2].", [[1], [2]]),

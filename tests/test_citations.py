@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.citations import (answer_sentences, entities_in, expanded_acronyms, missing_numbers, name_markers,
+from rag.answer.citations import (abbreviates, answer_sentences, entities_in, expanded_acronyms, missing_numbers, name_markers,
                                   parse_markers, short_name, supports)
 
 # Recorded shapes of SmolLM2 / llama3 outputs (3 numbered sources).
@@ -142,3 +142,21 @@ def test_a_spelled_out_acronym_names_nothing_new():
     said = "It was trained with Group Relative Policy Optimization on Llama models from Meta."
     assert expanded_acronyms(said, ["GRPO", "LLMs"]) == {"Group", "Relative", "Policy", "Optimization"}
     assert not expanded_acronyms(said, ["DPO", "PPO"])  # no run of capitals spells those
+
+
+@pytest.mark.parametrize("name,text,expected", [
+    ("CoT", "Prolog generation against chain-of-thought on GSM8K", True),
+    ("RL", "trained with reinforcement learning", True),
+    ("CoT", "Prolog generation on GSM8K", False),
+    ("GSM8K", "grade-school math 8k", False),  # a benchmark's name is not an acronym of the question's words
+])
+def test_an_acronym_of_words_the_text_spells_out(name, text, expected):
+    assert abbreviates(name, text) is expected
+
+
+@pytest.mark.parametrize("name,named", [("o1-style", True), ("VLM-based", True), ("Llama2-chat-7B", True),
+                                        ("o3-style", False), ("ARC-AGI-2", False), ("Llama3-chat-7B", False)])
+def test_a_name_compounded_with_a_plain_word_is_named_by_the_name(name, named):
+    from rag.query.evidence import _named_in, _squash
+    text = "this paper reproduces o1-like reasoning systems with vlms and llama2-chat-7b.".lower()
+    assert _named_in(name, text, _squash(text)) is named

@@ -12,6 +12,7 @@ import pytest
 
 import rag
 from rag.cli import main as cli_main
+from rag.answer.pipeline import prepare
 from rag.answer.prompts import NOT_FOUND
 from rag.errors import BackendError, BackendUnavailable, ContextOverflow
 
@@ -454,3 +455,18 @@ def test_ollama_embeddings_honour_the_timeout_and_reuse_one_client(small_setting
         for conn, _ in accepted:
             conn.close()
         listener.close()
+
+
+def test_the_sentence_that_backs_a_claim_is_quoted_under_it(corpus_settings, fake):
+    """The model reads more of a paper than its block quotes; what it draws from an unquoted
+    sentence brings that sentence into the block, so the claim can be checked by eye."""
+    settings = _settings(corpus_settings, fake)
+    prep = prepare(Q, backend="ollama", settings=settings)
+    top = prep.sources[0]
+    unquoted = [s.text for s in top.sentences if s not in top.quotes(prep.shape.quotes)]
+    assert unquoted, "the fixture needs a paper with more prompt sentences than quotes"
+    fake.reply = f"{unquoted[0]} [1]"
+    answer = rag.ask(Q, backend="ollama", settings=settings)
+    assert answer.model_sentences[0].supported
+    quotes = [s.text for s in answer.sentences if s.origin == "quote" and s.cites == [1]]
+    assert unquoted[0] in quotes

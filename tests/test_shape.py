@@ -27,6 +27,12 @@ from test_answer import _check_guarantees
     ("What does the corpus say about theory of mind?", "multi"),
     ("Does metadata conditioning help pretraining? Summarize what the corpus reports.", "multi"),
     ("Compare the bandit curriculum with the distribution-level curriculum.", "multi"),
+    ("What work on robotic manipulation does the collection contain?", "multi"),
+    ("Which work argues that API manuals are inadequate for LLMs?", "which_paper"),
+    # "compare" inside a clause asks nothing across papers
+    ("How many biographies make up the dataset used to test whether models can classify, compare and search "
+     "their knowledge?", "fact"),
+    ("What listing date does the collection give for the work that synthesizes hard math problems?", "metadata"),
     ("Two synthetic-data studies probe pretrained LMs: what does each find?", "multi"),
     ("Which two works build procedurally generated deduction corpora?", "multi"),
     # asked of the whole collection, even without "papers"
@@ -132,6 +138,7 @@ def test_metadata_question_is_answered_from_the_listing(corpus_settings):
     a = rag.ask("How many authors wrote the position paper on multilingual benchmarking practices, "
                 "and when was it published?", settings=corpus_settings)  # auto: no model needed
     assert a.kind == "metadata" and "10 authors" in a.text and "Apr 21, 2025" in a.text
+    assert "2025-04-21" in a.text  # the date in ISO form too, where the listing gives a full one
     assert a.completion_tokens is None and any("publication details" in n for n in a.notes)
     _check_guarantees(a)
 

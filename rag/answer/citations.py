@@ -220,6 +220,15 @@ def expanded_acronyms(text: str, acronyms: list[str]) -> set[str]:
     return out
 
 
+def abbreviates(name: str, text: str) -> bool:
+    """Is `name` an acronym of words in `text`, any case ("CoT" of "chain-of-thought", "RL" of
+    "reinforcement learning")? Such a name says nothing new about a text that spells it out."""
+    letters = name[:-1] if name.endswith("s") and len(name) > 2 else name
+    if not letters.isalpha() or not 2 <= len(letters) <= 6 or not any(c.isupper() for c in letters[1:]):
+        return False
+    return bool(re.search(r"\b" + r"[a-z]*\W+".join(letters.lower()), text.lower()))
+
+
 def named_in(name: str, ev_lower: str) -> bool:
     """Does the (lower-cased) evidence name `name`? A hyphenated compound of a name and a plain
     word ("VLM-based", "RL-trained") counts when its named parts occur: the abstract says "VLMs …

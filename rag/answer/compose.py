@@ -14,7 +14,7 @@ a metadata question the listing's details.
 
 from __future__ import annotations
 
-from rag.answer.citations import supports
+from rag.answer.citations import content_stems, supports
 from rag.answer.shape import Shape
 from rag.answer.types import Sentence
 from rag.query import evidence as ev
@@ -27,23 +27,47 @@ def evidence_text(source: ev.Source) -> str:
     return f"{source.hit.title}. {ev.metadata_text(source.hit.meta)}. {source.hit.abstract}"
 
 
-def heading(source: ev.Source) -> str:
-    meta = ev.metadata_text(source.hit.meta)
+def heading(source: ev.Source, iso: bool = False) -> str:
+    meta = ev.metadata_text(source.hit.meta, iso)
     return source.hit.title + (f" ({meta})" if meta else "")
 
 
-def evidence_block(source: ev.Source, quotes: int) -> list[Sentence]:
-    """A paper's heading and its best `quotes` sentences, each checked like any other sentence."""
-    block = [Sentence(heading(source), [source.n], True, origin="title")]
-    for s in source.quotes(quotes):
+def evidence_block(source: ev.Source, quotes: int, iso: bool = False, backing: set[str] = frozenset()
+                   ) -> list[Sentence]:
+    """A paper's heading and its best `quotes` sentences, each checked like any other sentence,
+    plus the sentences in `backing` (those that back what the answer says of the paper)."""
+    block = [Sentence(heading(source, iso), [source.n], True, origin="title")]
+    chosen = source.quotes(quotes)
+    chosen += [s for s in source.sentences if s.text in backing and s not in chosen]
+    for s in sorted(chosen, key=lambda s: s.pos):
         check = supports(evidence_text(source), s.text)
         block.append(Sentence(s.text, [source.n], check.ok, check.reason, origin="quote"))
     return block
 
 
-def evidence(sources: list[ev.Source], shape: Shape, cited: set[int] | None = None) -> list[Sentence]:
-    """Evidence blocks for the cited sources (all chosen sources when `cited` is None)."""
-    return [s for src in sources if cited is None or src.n in cited for s in evidence_block(src, shape.quotes)]
+def evidence(sources: list[ev.Source], shape: Shape, cited: set[int] | None = None,
+             backing: dict[int, set[str]] | None = None) -> list[Sentence]:
+    """Evidence blocks for the cited sources (all chosen sources when `cited` is None); a
+    metadata answer gives dates in both the listing's form and ISO form. `backing`: per source,
+    sentences to quote whatever their rank (`backing_sentences`)."""
+    iso, backing = shape.kind == "metadata", backing or {}
+    return [s for src in sources if cited is None or src.n in cited
+            for s in evidence_block(src, shape.quotes, iso, backing.get(src.n, frozenset()))]
+
+
+def backing_sentences(sources: list[ev.Source], lead: list[Sentence]) -> dict[int, set[str]]:
+    """Per source, the sentence of it that shares most content words (two at least) with each lead
+    sentence citing it: the quote a reader checks the claim against. The model reads four
+    sentences a paper and the block quotes the best three (a fact), so a claim drawn from the
+    fourth had no quote under it (a blind batch: "extend it to a new field by incorporating a new
+    node into the taxonomy")."""
+    out: dict[int, set[str]] = {}
+    for source in sources:
+        for said in (content_stems(s.text) for s in lead if source.n in s.cites):
+            best = max(source.sentences, key=lambda x: len(said & content_stems(x.text)), default=None)
+            if best is not None and len(said & content_stems(best.text)) >= 2:
+                out.setdefault(source.n, set()).add(best.text)
+    return out
 
 
 def render(sentences: list[Sentence]) -> str:

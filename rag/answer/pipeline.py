@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from rag.answer import compose
-from rag.answer.citations import (answer_sentences, best_evidence_sentence, content_stems, entities_in,
+from rag.answer.citations import (abbreviates, answer_sentences, best_evidence_sentence, content_stems, entities_in,
                                   expanded_acronyms, missing_numbers, name_markers, named_in, parse_markers, short_name,
                                   supports, values_in)
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
@@ -53,11 +53,11 @@ _ANAPHORA = re.compile(r"\b(it|its|they|their|them|the authors|(this|that|these|
 # citations belong to the sentence before it.
 _REFERENCE_WORDS = content_stems("described mentioned discussed reported presented stated explained detailed "
                                  "details see refer referred referenced source sources according look looks "
-                                 "include includes")
+                                 "include includes number")  # "The source number is [2]."
 # "This is supported by [1].", "This mechanism is described in [1].": pointers whose subject is what
 # the sentence before said (verbs like "shown" claim something elsewhere: "CoT was shown to help")
-_POINTER = re.compile(r"^\s*(this|these|that|those|it|they)(\s+[\w-]+){0,2}?\s+(is|are|was|were)\s+(\w+)\s+(in|by)\W*$",
-                      re.I)
+_POINTER = re.compile(r"^\s*(this|these|that|those|it|they)(\s+[\w-]+){0,2}?\s+(is|are|was|were)\s+(\w+)\s+(in|by)"
+                      r"(\W+and)?\W*$", re.I)  # "… by [1] and [2]." leaves "… by and."
 _POINTER_VERBS = _REFERENCE_WORDS | content_stems("supported shown demonstrated covered introduced proposed found")
 # stop words for the content check, but an answer to "Does X help?" that adds one of them says something
 _POLARITY = re.compile(r"\b(yes|no|not|never|none|neither|nor|cannot|\w+n't)\b", re.I)
@@ -428,7 +428,8 @@ def _no_name(prep: Prepared, answer: Answer) -> bool:
     said = _without_titles(_said(answer), prep.sources)
     asked = prep.retrieval_query.lower()
     spelled = expanded_acronyms(said, entities_in(prep.retrieval_query))  # "Group Relative …" for GRPO
-    return not [n for n in entities_in(said) if not named_in(n, asked) and n not in spelled]
+    return not [n for n in entities_in(said) if not named_in(n, asked) and n not in spelled
+                and not abbreviates(n, prep.retrieval_query)]  # "CoT" for the question's "chain-of-thought"
 
 
 def _restates(prep: Prepared, answer: Answer) -> bool:
@@ -557,7 +558,8 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
     if prep.shape.kind == "multi":  # each paper gets its own block with its title below
         lead = [s for s in lead if not _names_only(s.text, prep.sources)]
     # a multi-paper answer keeps one block per relevant paper, whichever ones the model named
-    evidence = compose.evidence(prep.sources, prep.shape, None if prep.shape.kind == "multi" else cited or None)
+    evidence = compose.evidence(prep.sources, prep.shape, None if prep.shape.kind == "multi" else cited or None,
+                                compose.backing_sentences(prep.sources, lead))
     answer = _answer(prep, lead + evidence, relevance, raw)
     answer.unverified = [s for s in checked if not s.supported]
     answer.removed_citations = removed

@@ -37,18 +37,19 @@ _METADATA = re.compile(
     r"\b(which|what) (organi[sz]ation|company|lab|institution|group|team)s?\b"
     r"|\bwho (released|published|is behind|wrote|authored|is credited)\b"
     r"|\bwhen (was|were|did)\b[^?]*\b(published|posted|listed|released|appear(ed|s)?|came out|come out|submitted)\b"
-    r"|\bwhat date\b|\bpublished (on|in|when)\b|\bpublication date\b"
+    r"|\bwhat date\b|\bpublished (on|in|when)\b|\b(publication|listing|posting|release) date\b"
     r"|\bhow many (authors|upvotes)\b|\bupvotes?\b|\bnumber of authors\b|\bcame out first\b", re.I)
 # "X and Y both focus on …" asks about two papers; "puts both the skills and the examples in one
 # prompt" describes one (a blind batch: a which-paper question answered as multi-paper).
 _MULTI = re.compile(
     rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_PAPERS}\b|\b{_MANY} (that|which|in this|in the)\b"
-    rf"|\bwhat (does )?the (corpus|collection)\b|\bcompare\b|\bboth\b(?!(?: [\w-]+){{1,4}} and\b)|\band the {_ONE} of\b"
+    rf"|\bwhat (does )?the (corpus|collection)\b|^\s*compare\b|\bboth\b(?!(?: [\w-]+){{1,4}} and\b)|\band the {_ONE} of\b"
     rf"|\b{_COUNT} {_MOD}{_PAPERS}\b|\bacross (the |this )?(papers|collection|corpus)\b"
     r"|\b(does|do|is) anything (here|in (the|this) (corpus|collection))\b"  # "does anything here test …"
     rf"|\bare there (any )?{_MOD}{_MANY}\b"  # "are there methods where …", "are there systems that …"
     r"|^\s*(has|have) anyone\b|^\s*(does|do) any (papers?|stud(y|ies)|works?)\b"  # "has anyone used …"
-    r"|\bevidence (in|from|across) (the |this )?(corpus|collection)\b", re.I)  # "is there evidence in the collection that …"
+    r"|\bevidence (in|from|across) (the |this )?(corpus|collection)\b"
+    r"|\bwhat (work|research) (on|about|in|has|have|is there|exists)\b", re.I)  # "is there evidence in the collection that …"
 # "Which methods teach LLMs to decline …" asks across papers; "which language models did the
 # Thought Propagation experiments use" asks a detail of the one study it points at.
 _THINGS = re.compile(rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b", re.I)
@@ -56,7 +57,9 @@ _ONE_STUDY = re.compile(r"\bthe (?:[\w&-]+ ){0,3}(study|paper|work|article|exper
 # "Which benchmarks did they evaluate it on?": what "they" did points at the one study of an earlier
 # turn ("how do they work", after "which methods …", still asks across papers)
 _THEIR = re.compile(r"\b(did|does|was|were|had) (they|it)\b", re.I)
-_PAPER = re.compile(r"\b(which|what|name the|find the) (paper|work|study|article)\b", re.I)
+# "What work on robotic manipulation does the collection contain?" asks for work as a mass noun
+_PAPER = re.compile(r"\b(which|what|name the|find the) (paper|work(?! (on|about|in|has|have|is there|exists)\b)|study|"
+                    r"article)\b", re.I)
 _WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|an|any) (?:[\w-]+ ){{0,3}}{_ONE}\b"
                     r"|\btitle of\b", re.I)  # "is there an offline goal-conditioned RL paper that …"
 # "Which re-ranking model did the authors fine-tune", "what language model, and at what size, did

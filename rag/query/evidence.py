@@ -50,10 +50,13 @@ class Source:
         return "\n".join([self.header(meta)] + [s.text for s in sorted(self.sentences, key=lambda s: s.pos)])
 
 
-def metadata_text(meta: dict) -> str:
+def metadata_text(meta: dict, iso: bool = False) -> str:
+    """The listing's details as a phrase; `iso` adds the date as YYYY-MM-DD when the listing
+    gives a full one ("published Aug 14, 2024 (2024-08-14)"), for an answer about the date."""
     parts = []
     if meta.get("date_raw"):
-        parts.append(f"published {meta['date_raw']}")
+        full = iso and meta.get("date") and len(str(meta["date"])) == 10
+        parts.append(f"published {meta['date_raw']}" + (f" ({meta['date']})" if full else ""))
     if meta.get("org"):
         parts.append(f"organisation {meta['org']}")
     if meta.get("authors"):
@@ -200,7 +203,13 @@ def _squash(text: str) -> str:
 def _named_in(name: str, text: str, squashed: str) -> bool:
     """Is `name` in the (lower-cased) evidence? Names with digits ('Llama-4', 'ARC-AGI-2') must
     occur whole, ignoring punctuation; others part by part, where a part counts if it has 3+
-    letters and a capital, and all-caps parts need 4+ (abstracts spell out RL, VAE, LLM)."""
+    letters and a capital, and all-caps parts need 4+ (abstracts spell out RL, VAE, LLM). A
+    compound of a name and plain words ('o1-style', 'VLM-based') names only the name ('o1-like' in
+    the abstract is the same system)."""
+    parts = name.split("-")
+    named = [p for p in parts if not (p.isalpha() and p.islower())]
+    if named and len(named) < len(parts):  # 'Llama2-chat-7B': 'Llama2' and '7B'
+        return all(_named_in(p, text, squashed) for p in named)
     if any(c.isdigit() for c in name):
         return _squash(name) in squashed
     parts = [p.lower() for p in name.split("-") if len(p) >= 3 and any(c.isupper() for c in p)
