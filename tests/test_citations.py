@@ -51,6 +51,8 @@ NAMES = {1: "Thought Propagation", 2: "MetaLadder"}
     ("Yes, [2] restates the problem.", "Yes, MetaLadder restates the problem."),
     ("TP solves related problems, while [2] recalls them.", "TP solves related problems, while MetaLadder recalls them."),
     ("Accuracy rises 10%, according to [2].", "Accuracy rises 10%, according to MetaLadder."),
+    ("It is worth it, as suggested by [2].", "It is worth it, as suggested by MetaLadder."),
+    ('"MetaLadder" by [Author] restates the problem.', '"MetaLadder" restates the problem.'),  # an unfilled slot
     ("[2]'s gain is 10%.", "MetaLadder's gain is 10%."),
     # a marker as a citation stays a citation
     ("Accuracy rises 10% [2] and cost falls [1].", "Accuracy rises 10% and cost falls."),

@@ -28,6 +28,8 @@ from test_answer import _check_guarantees
     ("Does metadata conditioning help pretraining? Summarize what the corpus reports.", "multi"),
     ("Compare the bandit curriculum with the distribution-level curriculum.", "multi"),
     ("What work on robotic manipulation does the collection contain?", "multi"),
+    ("I'm looking for the paper where a RAG system practices multi-round retrieval by itself.", "which_paper"),
+    ("I remember a paper noticing that multimodal models stop looking at the image.", "which_paper"),
     ("Which work argues that API manuals are inadequate for LLMs?", "which_paper"),
     # "compare" inside a clause asks nothing across papers
     ("How many biographies make up the dataset used to test whether models can classify, compare and search "

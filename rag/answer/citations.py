@@ -28,6 +28,10 @@ MARKER = re.compile(
     rf"|\bsources?\s+(?P<d>{_NUM}(?:\s*(?:,|and)\s*{_NUM})*)\b",  # Source 1, sources 1 and 2
     re.IGNORECASE,
 )
+# A template slot the model left unfilled ('"Title" by [Author] introduces …'): it names no source
+# and claims nothing, so it goes with its "by"
+_PLACEHOLDER = re.compile(r"(?:\s*\b(?:by|from)\s+)?\[\s*(?:the\s+)?(?:authors?|author names?|names?|year|title|paper title)"
+                          r"\s*\]", re.I)
 MIN_OVERLAP = 0.6  # share of a sentence's content words that must occur in its evidence
 
 
@@ -61,7 +65,7 @@ def parse_markers(text: str, n_sources: int) -> Marked:
                 bucket.append(n)
         return ""
 
-    clean = MARKER.sub(take, text)
+    clean = MARKER.sub(take, _PLACEHOLDER.sub("", text))
     clean = re.sub(r"\s+([.,;:!?]|'s\b)", r"\1", re.sub(r"[ \t]{2,}", " ", clean)).strip()
     return Marked(clean, cited, removed)
 
@@ -71,7 +75,7 @@ def parse_markers(text: str, n_sources: int) -> Marked:
 # it would leave "while uses …"; it names its paper instead.
 _SUBJECT_BEFORE = re.compile(r"(?:^|\b(?:yes|no|and|while|whereas|but|both|example|instance)\W*|,)$", re.I)
 _SUBJECT_AFTER = re.compile(r"\s+(?:also\s+|both\s+)?[a-z]|'s\b")
-_OBJECT_BEFORE = re.compile(r"\b(?:in|from|according to)$", re.I)
+_OBJECT_BEFORE = re.compile(r"\b(?:in|from|by|according to)$", re.I)
 _OBJECT_AFTER = re.compile(r"\s*(?:[.,;]|$)")
 
 

@@ -58,8 +58,9 @@ _ONE_STUDY = re.compile(r"\bthe (?:[\w&-]+ ){0,3}(study|paper|work|article|exper
 # turn ("how do they work", after "which methods …", still asks across papers)
 _THEIR = re.compile(r"\b(did|does|was|were|had) (they|it)\b", re.I)
 # "What work on robotic manipulation does the collection contain?" asks for work as a mass noun
-_PAPER = re.compile(r"\b(which|what|name the|find the) (paper|work(?! (on|about|in|has|have|is there|exists)\b)|study|"
-                    r"article)\b", re.I)
+# "I'm looking for the paper where …", "I remember a paper noticing …" ask for one paper too
+_PAPER = re.compile(r"\b(which|what|name the|find the|(looking|searching) for( the| a| an)?|(remember|recall) (a|the|one))"
+                    r" (paper|work(?! (on|about|in|has|have|is there|exists)\b)|study|article)\b", re.I)
 _WHICH = re.compile(rf"\b(which|what|name the) {_MOD}{_ONE}\b|\bis there (a|an|any) (?:[\w-]+ ){{0,3}}{_ONE}\b"
                     r"|\btitle of\b", re.I)  # "is there an offline goal-conditioned RL paper that …"
 # "Which re-ranking model did the authors fine-tune", "what language model, and at what size, did
