@@ -157,7 +157,8 @@ def test_an_acronym_of_words_the_text_spells_out(name, text, expected):
 
 
 @pytest.mark.parametrize("name,named", [("o1-style", True), ("VLM-based", True), ("Llama2-chat-7B", True),
-                                        ("o3-style", False), ("ARC-AGI-2", False), ("Llama3-chat-7B", False)])
+                                        ("o3-style", False), ("ARC-AGI-2", False), ("Llama3-chat-7B", False),
+                                        ("GPT-4-turbo", False)])
 def test_a_name_compounded_with_a_plain_word_is_named_by_the_name(name, named):
     from rag.query.evidence import _named_in, _squash
     text = "this paper reproduces o1-like reasoning systems with vlms and llama2-chat-7b.".lower()

@@ -206,10 +206,10 @@ def _named_in(name: str, text: str, squashed: str) -> bool:
     letters and a capital, and all-caps parts need 4+ (abstracts spell out RL, VAE, LLM). A
     compound of a name and plain words ('o1-style', 'VLM-based') names only the name ('o1-like' in
     the abstract is the same system)."""
-    parts = name.split("-")
-    named = [p for p in parts if not (p.isalpha() and p.islower())]
-    if named and len(named) < len(parts):  # 'Llama2-chat-7B': 'Llama2' and '7B'
-        return all(_named_in(p, text, squashed) for p in named)
+    # the runs of named parts between plain words: 'GPT-4-turbo' -> 'GPT-4'; 'Llama2-chat-7B' -> 'Llama2', '7B'
+    runs = [r.strip("-") for r in re.split(r"(?:^|-)[a-z]+(?=-|$)", name) if r.strip("-")]
+    if runs and runs != [name]:
+        return all(_named_in(r, text, squashed) for r in runs)
     if any(c.isdigit() for c in name):
         return _squash(name) in squashed
     parts = [p.lower() for p in name.split("-") if len(p) >= 3 and any(c.isupper() for c in p)
