@@ -328,6 +328,7 @@ def test_a_yes_restating_a_question_about_what_exists_is_not_a_claim(corpus_sett
     answer = rag.ask(question, backend="ollama", settings=_settings(corpus_settings, fake, abstain_unbacked_below=0.0))
     assert answer.kind == "multi" and not answer.abstained
     assert answer.model_sentences == [] and answer.citations
+    assert not any("could be verified" in n for n in answer.notes)  # nothing was checked, nothing failed
 
 
 def test_a_yes_answering_whether_something_holds_is_a_claim(corpus_settings, fake):

@@ -553,7 +553,7 @@ def _checked(prep: Prepared, raw: str, relevance: float) -> Answer:
                if (text, cites, shown) not in echoes]
     lead = [s for s in checked if s.supported]
     cited = {n for s in lead for n in s.cites} | {n for _, cites, _ in echoes for n in cites}
-    if not lead and prep.shape.kind == "multi":
+    if not lead and checked and prep.shape.kind == "multi":  # (an echo naming papers was not a claim)
         prep.notes.append("no sentence of the model's answer could be verified; the best evidence is quoted")
     if prep.shape.kind == "multi":  # each paper gets its own block with its title below
         lead = [s for s in lead if not _names_only(s.text, prep.sources)]
