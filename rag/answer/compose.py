@@ -63,10 +63,12 @@ def backing_sentences(sources: list[ev.Source], lead: list[Sentence]) -> dict[in
     node into the taxonomy")."""
     out: dict[int, set[str]] = {}
     for source in sources:
-        for said in (content_stems(s.text) for s in lead if source.n in s.cites):
-            best = max(source.sentences, key=lambda x: len(said & content_stems(x.text)), default=None)
-            if best is not None and len(said & content_stems(best.text)) >= 2:
-                out.setdefault(source.n, set()).add(best.text)
+        claims = [content_stems(s.text) for s in lead if source.n in s.cites]
+        stems = [(x.text, content_stems(x.text)) for x in source.sentences] if claims else []
+        for said in claims:  # the first best sentence, as max() picks it
+            shared, text = max(((len(said & st), t) for t, st in stems), key=lambda x: x[0], default=(0, ""))
+            if shared >= 2:
+                out.setdefault(source.n, set()).add(text)
     return out
 
 
