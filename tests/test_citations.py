@@ -163,3 +163,19 @@ def test_a_name_compounded_with_a_plain_word_is_named_by_the_name(name, named):
     from rag.query.evidence import _named_in, _squash
     text = "this paper reproduces o1-like reasoning systems with vlms and llama2-chat-7b.".lower()
     assert _named_in(name, text, _squash(text)) is named
+
+
+@pytest.mark.parametrize("question,missing", [
+    # the maker of a model the evidence names adds no subject of its own
+    ("Which papers reproduce an OpenAI o1-style reasoning system?", []),
+    ("Did anyone fine-tune Meta's Llama2-chat-7B?", []),
+    # a capitalised word before another continues one name, which the evidence must hold whole
+    ("How does Direct Nash Optimization compare with o1-like systems?", ["Nash"]),
+    ("Does the paper evaluate on OpenAI GPT-4?", ["GPT-4", "OpenAI"]),  # the model itself is missing
+])
+def test_names_the_evidence_never_mentions(question, missing):
+    from rag.query.evidence import Source, unmatched_names
+    from rag.query.retrieval import Hit
+    abstract = "We reproduce o1-like reasoning systems and fine-tune Llama2-chat-7B with direct preference optimization."
+    hit = Hit("p1", "Imitate, Explore", 1.0, "p1:0", abstract, {"abstract": abstract})
+    assert unmatched_names(question, [Source(1, hit)]) == missing

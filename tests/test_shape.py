@@ -88,6 +88,9 @@ def test_classify(question, kind):
     # a noun right after an auxiliary is the subject: the question asks what they could state
     ("What were models trained only on coin-flip outcomes able to state afterwards?", False),
     ("What was the backbone model of the retriever?", True),
+    # the thing modifies a measure: sizes are answered by "7B and 13B", not by a name
+    ("In the skill-composition study, which model sizes were fine-tuned?", False),
+    ("Which dataset sizes did they try?", False),
 ])
 def test_questions_asking_for_a_name(question, name):
     assert asks_for_name(question) == name

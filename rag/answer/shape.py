@@ -118,8 +118,11 @@ def classify(question: str) -> Shape:
 # The words between "which" and the thing may not hold another head noun: "which instruction-tuning
 # methods teach LLMs …" asks for methods.
 _OTHER_HEAD = r"(?:methods?|approach(?:es)?|techniques?|papers?|stud(?:y|ies)|works?|frameworks?|strateg(?:y|ies))\b"
+# Nor may the thing be a modifier of a measure: "which model sizes were fine-tuned" asks for sizes
+# ("7B and 13B"), which no name answers (a blind batch abstained on exactly that answer).
+_MEASURE = r"(?!\s+(?:sizes?|scales?|parameters?|parameter counts?|counts?|scores?|accuracy|accuracies|lengths?|depths?|widths?))"
 _NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:(?!" + _OTHER_HEAD + r")[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
-                           r"retrievers?|search engines?|baselines?|backbones?|optimi[sz]ers?|languages?)\b", re.I)
+                           r"retrievers?|search engines?|baselines?|backbones?|optimi[sz]ers?|languages?)\b" + _MEASURE, re.I)
 
 
 # "What were models trained only on coin flips able to state?": a noun straight after an auxiliary

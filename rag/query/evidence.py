@@ -223,8 +223,23 @@ def unmatched_names(question: str, sources: list[Source]) -> list[str]:
     similar the rest of its wording."""
     text = " ".join(f"{s.hit.title} {s.hit.abstract} {metadata_text(s.hit.meta)}" for s in sources).lower()
     squashed = _squash(text)
-    names = {n for sentence in split_sentences(question) for n in entities_in(sentence)}  # "…? Summarize" starts one
-    return sorted(n for n in names if not _named_in(n, text, squashed))
+    missing = set()
+    for sentence in split_sentences(question):  # "…? Summarize" starts one
+        names = entities_in(sentence)
+        found = {n for n in names if _named_in(n, text, squashed)}
+        missing |= {n for n in names if n not in found and not _qualifies(n, found, sentence)}
+    return sorted(missing)
+
+
+def _qualifies(name: str, found: set[str], sentence: str) -> bool:
+    """Is `name` the maker of the model named after it ("OpenAI o1-style", "Meta's Llama-3")? The
+    evidence names the model; abstracts rarely add who made it (a blind batch abstained on
+    "reproducing an OpenAI o1-style reasoning system" over a paper about "o1-like" systems). A
+    model's name has a version number; a plain capitalised word after a name continues it ("Direct
+    Nash Optimization", "Prompt Curriculum Learning" are one name each)."""
+    after = re.search(rf"\b{re.escape(name)}(?:'s)?\s+([\w.-]+)", sentence)
+    model = after.group(1).rstrip(".-") if after else ""
+    return model in found and any(c.isdigit() for c in model)
 
 
 # "What KL penalty coefficient was used …": the words between the wh-word and the first verb or
