@@ -91,6 +91,8 @@ def test_classify(question, kind):
     # the thing modifies a measure: sizes are answered by "7B and 13B", not by a name
     ("In the skill-composition study, which model sizes were fine-tuned?", False),
     ("Which dataset sizes did they try?", False),
+    ("On the benchmark, what did the best model score?", False),
+    ("Which models scored highest on the benchmark?", True),  # "scored" is the verb, models the thing
 ])
 def test_questions_asking_for_a_name(question, name):
     assert asks_for_name(question) == name

@@ -120,7 +120,7 @@ def classify(question: str) -> Shape:
 _OTHER_HEAD = r"(?:methods?|approach(?:es)?|techniques?|papers?|stud(?:y|ies)|works?|frameworks?|strateg(?:y|ies))\b"
 # Nor may the thing be a modifier of a measure: "which model sizes were fine-tuned" asks for sizes
 # ("7B and 13B"), which no name answers (a blind batch abstained on exactly that answer).
-_MEASURE = r"(?!\s+(?:sizes?|scales?|parameters?|parameter counts?|counts?|scores?|accuracy|accuracies|lengths?|depths?|widths?))"
+_MEASURE = r"(?!\s+(?:sizes?|scales?|parameters?|parameter counts?|counts?|scores?|accuracy|accuracies|lengths?|depths?|widths?)\b)"
 _NAMED_THINGS = re.compile(r"\b(which|what|name the|list the)\s+(?:(?!" + _OTHER_HEAD + r")[\w&'-]+\s+){0,3}?(models?|LLMs?|MLLMs?|VLMs?|datasets?|benchmarks?|"
                            r"retrievers?|search engines?|baselines?|backbones?|optimi[sz]ers?|languages?)\b" + _MEASURE, re.I)
 
