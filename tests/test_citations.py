@@ -179,3 +179,20 @@ def test_names_the_evidence_never_mentions(question, missing):
     abstract = "We reproduce o1-like reasoning systems and fine-tune Llama2-chat-7B with direct preference optimization."
     hit = Hit("p1", "Imitate, Explore", 1.0, "p1:0", abstract, {"abstract": abstract})
     assert unmatched_names(question, [Source(1, hit)]) == missing
+
+
+@pytest.mark.parametrize("question,missing", [
+    # a family a kind resembles need not be named; a versioned model must
+    ("Which study probes BERT-like encoder-only models on logic?", []),
+    ("Which study reproduces an o3-style reasoning system?", ["o3-style"]),
+    # one of several alternatives is enough, but not when the evidence names none of them
+    ("Which papers report results on benchmarks such as OpenBookQA or GSM8K?", []),
+    ("Which papers report results on OpenBookQA or HellaSwag?", ["HellaSwag", "OpenBookQA"]),
+    ("Which papers report results on OpenBookQA and GSM8K?", ["OpenBookQA"]),
+])
+def test_names_a_question_offers_as_kinds_or_alternatives(question, missing):
+    from rag.query.evidence import Source, unmatched_names
+    from rag.query.retrieval import Hit
+    abstract = "Encoder-only transformer language models reach 90% on GSM8K; o1-like systems are reproduced."
+    hit = Hit("p1", "Logic probes", 1.0, "p1:0", abstract, {"abstract": abstract})
+    assert unmatched_names(question, [Source(1, hit)]) == missing

@@ -18,7 +18,7 @@ from typing import Literal
 
 Kind = Literal["fact", "which_paper", "multi", "metadata"]
 
-_NOUNS = "paper work study article approach method framework benchmark dataset model system technique".split()
+_NOUNS = "paper work study article survey approach method framework benchmark dataset model system technique".split()
 _ONE = "(" + "|".join(_NOUNS) + ")"
 _MANY = "(" + "|".join(n[:-1] + "ies" if n.endswith("y") else n + "es" if n.endswith("h") else n + "s"
                        for n in _NOUNS) + ")"
@@ -53,7 +53,7 @@ _MULTI = re.compile(
 # "Which methods teach LLMs to decline …" asks across papers; "which language models did the
 # Thought Propagation experiments use" asks a detail of the one study it points at.
 _THINGS = re.compile(rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b", re.I)
-_ONE_STUDY = re.compile(r"\bthe (?:[\w&-]+ ){0,3}(study|paper|work|article|experiments?|authors)\b", re.I)
+_ONE_STUDY = re.compile(r"\bthe (?:[\w&-]+ ){0,3}(study|paper|work|article|survey|experiments?|authors)\b", re.I)
 # "Which benchmarks did they evaluate it on?": what "they" did points at the one study of an earlier
 # turn ("how do they work", after "which methods …", still asks across papers)
 _THEIR = re.compile(r"\b(did|does|was|were|had) (they|it)\b", re.I)
@@ -117,7 +117,7 @@ def classify(question: str) -> Shape:
 # names none ("RECKONING was evaluated on two multi-hop reasoning datasets [1].") has found none.
 # The words between "which" and the thing may not hold another head noun: "which instruction-tuning
 # methods teach LLMs …" asks for methods.
-_OTHER_HEAD = r"(?:methods?|approach(?:es)?|techniques?|papers?|stud(?:y|ies)|works?|frameworks?|strateg(?:y|ies))\b"
+_OTHER_HEAD = r"(?:methods?|approach(?:es)?|techniques?|papers?|stud(?:y|ies)|surveys?|works?|frameworks?|strateg(?:y|ies))\b"
 # Nor may the thing be a modifier of a measure: "which model sizes were fine-tuned" asks for sizes
 # ("7B and 13B"), which no name answers (a blind batch abstained on exactly that answer).
 _MEASURE = r"(?!\s+(?:sizes?|scales?|parameters?|parameter counts?|counts?|scores?|accuracy|accuracies|lengths?|depths?|widths?)\b)"

@@ -227,8 +227,26 @@ def unmatched_names(question: str, sources: list[Source]) -> list[str]:
     for sentence in split_sentences(question):  # "…? Summarize" starts one
         names = entities_in(sentence)
         found = {n for n in names if _named_in(n, text, squashed)}
-        missing |= {n for n in names if n not in found and not _qualifies(n, found, sentence)}
+        missing |= {n for n in names if n not in found and not _kind_of(n) and not _qualifies(n, found, sentence)
+                    and not _alternative(n, found, sentence)}
     return sorted(missing)
+
+
+def _kind_of(name: str) -> bool:
+    """Does `name` describe a kind of thing by a family it resembles ("BERT-like encoder-only models",
+    "GPT-style decoders")? The evidence may describe the kind without naming the family (a blind
+    batch: "encoder-only transformer language models"). A versioned model stays a name: an
+    "o3-style" system is not an "o1-like" one."""
+    return bool(re.search(r"-(?:like|style|type|inspired|esque)$", name, re.I)) and not any(c.isdigit() for c in name)
+
+
+def _alternative(name: str, found: set[str], sentence: str) -> bool:
+    """Is `name` one of alternatives ("benchmarks such as OpenBookQA or the AI2 Reasoning Challenge")
+    of which the evidence names another? Either answers the question. Only names joined by the
+    "or" count: in "Java or Python functions such as those in Defects4J", Defects4J is no option."""
+    def joined(a: str, b: str) -> bool:
+        return bool(re.search(rf"\b{re.escape(a)}\b[^.?;]{{0,16}}\bor\s+(?:the\s+|an?\s+)?{re.escape(b)}\b", sentence))
+    return any(joined(name, f) or joined(f, name) for f in found)
 
 
 def _qualifies(name: str, found: set[str], sentence: str) -> bool:
@@ -247,8 +265,11 @@ def _qualifies(name: str, found: set[str], sentence: str) -> bool:
 _ASKS = re.compile(r"\b(?:what|which|how many|how much)\s+(.*)", re.I | re.S)
 _PHRASE_END = re.compile(r"\b(?:is|are|was|were|did|does|do|has|have|had|can|could|would|should|will|to|in|on|"
                          r"for|of|from|by|with|that|when|after|at|as)\b", re.I)
+# nor do words for a measured outcome: "what gains does the recipe deliver" is answered by "more than
+# doubles throughput" (a blind batch), "what improvement" by "+4.3 points"
 _GENERIC = content_stems("paper papers work works study studies method methods approach approaches model models "
-                         "exact exactly specific value values number")
+                         "exact exactly specific value values number gain gains improvement improvements "
+                         "result results effect effects benefit benefits outcome outcomes")
 
 
 def asked_for(question: str) -> set[str]:
