@@ -268,6 +268,19 @@ def test_a_papers_answer_backing_nothing_abstains_over_weak_evidence(corpus_sett
     assert abstains or any(c.title == R_TUNING for c in answer.citations)
 
 
+@pytest.mark.parametrize("question,abstains", [
+    (REFUSING, False),  # both retrievers rank R-Tuning first
+    # off topic: each retriever's nearest paper is another
+    ("Which papers use reinforcement learning to optimise traffic signal control at city intersections?", True)])
+def test_over_middling_evidence_a_papers_answer_backing_nothing_needs_the_retrievers_to_agree(
+        corpus_settings, fake, question, abstains):
+    fake.reply = "[1] and [2] study this."
+    answer = rag.ask(question, backend="ollama", settings=_settings(
+        corpus_settings, fake, abstain_unbacked_below=0.0, abstain_unagreed_below=2.0))
+    assert answer.kind == "multi" and answer.abstained == abstains
+    assert abstains == any("disagreeing on the top paper" in n for n in answer.notes)
+
+
 def test_a_which_paper_answer_naming_the_paper_stands_over_weak_evidence(corpus_settings, fake):
     """Asked "which paper …", naming the paper is the answer, however weakly the user's own
     description matches its abstract."""

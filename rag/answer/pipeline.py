@@ -29,7 +29,7 @@ from rag.answer.citations import (abbreviates, answer_sentences, best_evidence_s
                                   supports, values_in)
 from rag.answer.prompts import (ABSTAIN_CLOSEST, ABSTAIN_TEXT, EMBEDDED_RULES, FOLLOWUP_NOTE, REFUSALS, RULES,
                                 SMALL_RULES, TASKS, USER)
-from rag.answer.shape import FIELD_KEYS, Shape, asked_fields, asks_for_name, asks_whether_exists, classify
+from rag.answer.shape import FIELD_KEYS, SHAPES, Shape, asked_fields, asks_for_name, asks_whether_exists, classify
 from rag.answer.types import Answer, Citation, Sentence
 from rag.errors import InputError, RagError
 from rag.llm.base import BACKENDS, ChatBackend, get_backend
@@ -334,10 +334,8 @@ def _generate(prep: Prepared, relevance: float, stream: bool) -> Iterator[tuple[
         abstained = _abstain(prep, relevance, raw)
         abstained.unverified = answer.unverified  # the guess stays visible, set apart
         answer = abstained
-    elif prep.shape.kind == "multi" and relevance < prep.settings.abstain_unbacked_below \
-            and not _backed_claims(prep, answer):
-        prep.notes.append(f"nothing the model wrote could be verified beyond naming papers, and the best evidence "
-                          f"relevance {relevance:.2f} < {prep.settings.abstain_unbacked_below:.2f}")
+    elif prep.shape.kind == "multi" and (weak := _weak_unbacked(prep, relevance)) and not _backed_claims(prep, answer):
+        prep.notes.append(f"nothing the model wrote could be verified beyond naming papers, and {weak}")
         answer = _abstain(prep, relevance, raw)
     elif named and not any(s.supported for s in answer.model_sentences):
         answer = _unbacked(prep, answer, relevance, raw)
@@ -365,6 +363,21 @@ def _invented_quantity(prep: Prepared, answer: Answer) -> str | None:
 def _retrieved_text(prep: Prepared) -> str:
     """What a number the model states may come from: the question and the retrieved abstracts."""
     return " ".join([prep.retrieval_query, *(f"{s.hit.title} {s.hit.abstract}" for s in prep.sources)])
+
+
+def _weak_unbacked(prep: Prepared, relevance: float) -> str | None:
+    """Is the evidence too weak to stand for a multi-paper answer that backs nothing? Below
+    `abstain_unbacked_below` always; below `abstain_unagreed_below` when BM25 and dense search do
+    not both rank the top paper in their top 3: two independent rankings agreeing on it is what
+    on-topic questions the evidence matches weakly still have ("where does data privacy come up"),
+    and off-topic ones lack (chip placement, humour: each retriever's nearest paper differs)."""
+    floor, unagreed = prep.settings.abstain_unbacked_below, prep.settings.abstain_unagreed_below
+    if relevance < floor:
+        return f"the best evidence relevance {relevance:.2f} < {floor:.2f}"
+    if relevance < unagreed and prep.hits and not ev.agreed(prep.hits[0], SHAPES["multi"].agree):
+        return (f"the best evidence relevance {relevance:.2f} < {unagreed:.2f} with the two retrievers "
+                "disagreeing on the top paper")
+    return None
 
 
 def _backed_claims(prep: Prepared, answer: Answer) -> bool:

@@ -157,7 +157,7 @@ def select(question: str, hits: list[Hit], budget: int, papers: int = 3, within:
     best = [max((s.relevance for s in sents), default=0.0) for sents in scored]
     if not hits or not any(scored):
         return []
-    keep = [h for h in range(len(hits)) if h == 0 or h < pinned or _agreed(hits[h], agree)
+    keep = [h for h in range(len(hits)) if h == 0 or h < pinned or agreed(hits[h], agree)
             or (best[h] >= max(best) - within and hits[h].score >= score_ratio * hits[0].score)]
     ranked = sorted(((s, h) for h in keep for s in sorted(scored[h], key=lambda s: -s.rank)[:per_paper]),
                     key=lambda x: -x[0].rank)
@@ -171,7 +171,7 @@ def select(question: str, hits: list[Hit], budget: int, papers: int = 3, within:
     return [Source(n, hits[h], chosen[h]) for n, h in enumerate(sorted(chosen), 1)]
 
 
-def _agreed(hit: Hit, top: int) -> bool:
+def agreed(hit: Hit, top: int) -> bool:
     """Do both retrievers, the question's words (BM25) and its meaning (dense), rank this paper in
     their top `top`? Two independent rankings agreeing is the strongest sign a paper is on topic:
     on dev's multi-paper questions 24 of 28 such runners-up were gold papers, against 68 of 409
