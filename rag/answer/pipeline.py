@@ -143,14 +143,35 @@ def _described(filters: Filters) -> str:
     return ", ".join(p for p in parts if p)
 
 
+NAMED_PAPERS = 3  # a name in at most this many papers is specific enough to pin them
+
+
 def _facet_hits(question: str, filters: Filters | None, settings: Settings) -> list[Hit]:
-    """The top paper for each part of a question that describes several ("one on A, one on B")."""
+    """The top paper for each part of a question that describes several ("one on A, one on B"),
+    then the papers that name a rare thing the question names (`_named_hits`)."""
     pinned: list[Hit] = []
     for query in facets(question)[:settings.sources_in_prompt]:
         top = search(query, k=1, filters=filters, settings=settings)
         if top and top[0].paper_id not in {h.paper_id for h in pinned}:
             pinned.append(top[0])
+    for hit in _named_hits(question, filters, settings):
+        if len(pinned) < settings.sources_in_prompt and hit.paper_id not in {h.paper_id for h in pinned}:
+            pinned.append(hit)
     return pinned
+
+
+def _named_hits(question: str, filters: Filters | None, settings: Settings) -> list[Hit]:
+    """The papers whose text holds a name the question asks about, when at most NAMED_PAPERS do
+    ("which studies use OLMo models", "benchmarks such as OpenBookQA"). Searched with the rest of
+    the question, a rare name is outweighed by its many common words: a blind batch's OLMo and
+    OpenBookQA papers ranked 5th and below, alone they rank first. A name many papers hold
+    ("GSM8K") picks out none of them."""
+    out: list[Hit] = []
+    for name in entities_in(question):
+        hits = search(name, k=NAMED_PAPERS + 1, filters=filters, mode="bm25", settings=settings)
+        if len(hits) <= NAMED_PAPERS:
+            out += [h for h in hits if h.paper_id not in {o.paper_id for o in out}]
+    return out
 
 
 def _settings_for(settings: Settings, backend, model, k) -> Settings:
