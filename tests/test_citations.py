@@ -169,6 +169,7 @@ def test_a_name_compounded_with_a_plain_word_is_named_by_the_name(name, named):
     # the maker of a model the evidence names adds no subject of its own
     ("Which papers reproduce an OpenAI o1-style reasoning system?", []),
     ("Did anyone fine-tune Meta's Llama2-chat-7B?", []),
+    ("Which works evaluate Zhipu's open Llama2-chat-7B models?", []),  # a possessive names the maker
     # a capitalised word before another continues one name, which the evidence must hold whole
     ("How does Direct Nash Optimization compare with o1-like systems?", ["Nash"]),
     ("Does the paper evaluate on OpenAI GPT-4?", ["GPT-4", "OpenAI"]),  # the model itself is missing

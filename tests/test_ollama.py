@@ -281,6 +281,17 @@ def test_over_middling_evidence_a_papers_answer_backing_nothing_needs_the_retrie
     assert abstains == any("disagreeing on the top paper" in n for n in answer.notes)
 
 
+@pytest.mark.parametrize("reply,declined", [("[1] [2]", False), ("No, the collection does not include such work.", True)])
+def test_bare_citations_name_papers_and_a_collection_wide_no_declines(corpus_settings, fake, reply, declined):
+    """Asked "which papers …", "[1] [2]" points at two papers, as their titles would; "the
+    collection does not include …" declines."""
+    fake.reply = reply
+    answer = rag.ask(REFUSING, backend="ollama", settings=_settings(
+        corpus_settings, fake, abstain_unbacked_below=0.0, abstain_unagreed_below=0.0, abstain_declined_below=2.0))
+    assert answer.kind == "multi" and answer.abstained == declined
+    assert declined == any("found no answer" in n for n in answer.notes)
+
+
 def test_a_which_paper_answer_naming_the_paper_stands_over_weak_evidence(corpus_settings, fake):
     """Asked "which paper …", naming the paper is the answer, however weakly the user's own
     description matches its abstract."""

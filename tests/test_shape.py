@@ -17,6 +17,7 @@ from test_answer import _check_guarantees
 
 
 @pytest.mark.parametrize("question,kind", [
+    ("Where does Bayesian inference show up in the collection?", "multi"),  # "where does X show up"
     ("How many benchmarks did the position paper examine?", "fact"),
     ("What speedup does AsyncFlow report over its baseline?", "fact"),
     ("Which paper proposes an asynchronous streaming RL framework?", "which_paper"),
@@ -117,6 +118,7 @@ def test_common_nouns_in_capitals_are_not_names():
     ("What was the largest absolute accuracy drop?", True),
     ("What does the size of the model change?", False),
     ("What kind of data do they use?", False),
+    ("It is rewarded by how similar its view is to the task. What failure do the rewards counter?", False),
 ])
 def test_quantity_questions(question, number):
     assert wants_number(question) == number

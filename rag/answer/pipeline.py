@@ -513,7 +513,10 @@ def _declined(prep: Prepared, raw: str) -> bool:
     declines anywhere counts as a refusal: half an answer to a fact question is usually a guess."""
     if prep.shape.kind != "multi":
         return not raw.strip() or _refuses(raw)
-    return all(_refuses(text) for text, _, _ in _model_sentences(raw, len(prep.sources))[0])
+    written = _model_sentences(raw, len(prep.sources))[0]
+    if not written:  # bare markers ("[2] [3]") point at papers, as titles do: not a refusal
+        return not parse_markers(raw, len(prep.sources)).cited
+    return all(_refuses(text) for text, _, _ in written)
 
 
 def _timings(prep: Prepared, first: float | None) -> dict:

@@ -38,4 +38,5 @@ REFUSALS = (
     "do not mention", "not mentioned", "no information", "cannot answer", "can't answer",
     "unable to answer", "not provided", "does not provide", "do not provide", "i don't know",
     "i do not know", "not specified", "does not specify", "not enough information",
+    "collection does not", "corpus does not", "none of the sources", "none of the papers",
 )

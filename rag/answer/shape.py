@@ -49,7 +49,8 @@ _MULTI = re.compile(
     rf"|\bare there (any )?{_MOD}{_MANY}\b"  # "are there methods where …", "are there systems that …"
     r"|^\s*(has|have) anyone\b|^\s*(does|do) any (papers?|stud(y|ies)|works?)\b"  # "has anyone used …"
     r"|\bevidence (in|from|across) (the |this )?(corpus|collection)\b"  # "is there evidence in the collection that …"
-    r"|\bwhat (work|research) (on|about|in|has|have|is there|exists)\b", re.I)  # "what work on X does … contain"
+    r"|\bwhat (work|research) (on|about|in|has|have|is there|exists)\b"  # "what work on X does … contain"
+    r"|\bwhere (does|do|did) [^?]*\b(come|comes|show|shows|turn|turns) up\b", re.I)  # "where does X show up"
 # "Which methods teach LLMs to decline …" asks across papers; "which language models did the
 # Thought Propagation experiments use" asks a detail of the one study it points at.
 _THINGS = re.compile(rf"\b(which|what|any|list( the)?|name( the)?) (?!{_COUNT} ){_MOD}{_MANY}\b", re.I)

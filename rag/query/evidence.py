@@ -69,7 +69,7 @@ def metadata_text(meta: dict, iso: bool = False) -> str:
 _AMOUNT = "percentage|share|fraction|score|accuracy|rate|size|gain|improvement|speedup"
 # "what accuracy", and with up to two modifiers "what SimpleQA accuracy", "what average gain" (not
 # "what does the size …", which asks about the size)
-_NUMERIC_Q = re.compile(rf"\b(how (many|much|long|fast|large|big|often|well|far)|by how|parameter counts?|the number of"
+_NUMERIC_Q = re.compile(rf"\b(how (many|much|long|fast|large|big|often|well|far)|by how (?:much|many|far)|parameter counts?|the number of"
                         rf"|what (?:(?!(?:is|are|was|were|do|does|did|has|have|had|can|could)\b)[\w-]+ ){{0,2}}({_AMOUNT})"
                         rf"|what (is|was|are|were) the (?:[\w-]+ ){{0,2}}(number|{_AMOUNT})s?)\b", re.I)
 
@@ -250,12 +250,15 @@ def _alternative(name: str, found: set[str], sentence: str) -> bool:
 
 
 def _qualifies(name: str, found: set[str], sentence: str) -> bool:
-    """Is `name` the maker of the model named after it ("OpenAI o1-style", "Meta's Llama-3")? The
+    """Is `name` the maker of the model named after it ("OpenAI o1-style", "Zhipu's GLM models")? The
     evidence names the model; abstracts rarely add who made it (a blind batch abstained on
     "reproducing an OpenAI o1-style reasoning system" over a paper about "o1-like" systems). A
     model's name has a version number; a plain capitalised word after a name continues it ("Direct
     Nash Optimization", "Prompt Curriculum Learning" are one name each)."""
-    after = re.search(rf"\b{re.escape(name)}(?:'s)?\s+([\w.-]+)", sentence)
+    owner = re.search(rf"\b{re.escape(name)}'s\s+((?:[\w.-]+\s+){{0,2}}[\w.-]+)", sentence)  # "Zhipu's GLM family"
+    if owner and any(w.rstrip(".-") in found for w in owner.group(1).split()):
+        return True
+    after = re.search(rf"\b{re.escape(name)}\s+([\w.-]+)", sentence)
     model = after.group(1).rstrip(".-") if after else ""
     return model in found and any(c.isdigit() for c in model)
 
